@@ -1,0 +1,1 @@
+//! Configuration of every role: TOML files, environment overrides, validation.

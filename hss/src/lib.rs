@@ -1,0 +1,1 @@
+//! The HSS: Cx server, subscriber store, Milenage, provisioning API.

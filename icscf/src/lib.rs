@@ -1,0 +1,1 @@
+//! The I-CSCF role (TS 24.229 §5.3).

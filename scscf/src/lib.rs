@@ -1,0 +1,1 @@
+//! The S-CSCF role (TS 24.229 §5.4).

@@ -1,0 +1,1 @@
+//! SIP message model, parser and printer, transaction state machines (RFC 3261).

@@ -1,0 +1,1 @@
+//! UDP and TCP SIP transports on tokio (RFC 3261 §18).

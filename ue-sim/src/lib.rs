@@ -1,0 +1,1 @@
+//! A UE simulator: IMS-AKA, sec-agree, registration.
