@@ -1,1 +1,16 @@
-//! End-to-end tests with real processes and real peers.
+//! Test support for the end-to-end scenarios in `tests/`: starting the project's real
+//! binaries as processes, driving SIPp (an independent SIP implementation), and a tiny
+//! independent test UE that computes IMS-AKA with the `milenage` crate directly (not with
+//! the project's own wrapper) for the cases SIPp cannot produce (AUTS re-synchronisation,
+//! a wrong K).
+//!
+//! # Layout
+//! - [`procs`]: find the workspace binaries, spawn them with logs, wait for ports.
+//! - [`sipp`]: run SIPp scenarios and read its statistics.
+//! - [`ue`]: the test UE (RFC 3310 AKAv1-MD5 over UDP).
+//! - [`subscribers`]: subscriber key material SIPp can take (printable ASCII K/OP/AMF).
+
+pub mod procs;
+pub mod sipp;
+pub mod subscribers;
+pub mod ue;
