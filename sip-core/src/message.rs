@@ -303,6 +303,13 @@ impl Message {
         self.header(H::NAME).map(H::parse)
     }
 
+    /// Parses every header line with `H::NAME` (e.g. all Route lines), in order.
+    pub fn typed_all<'m, H: crate::header::TypedHeader<'m> + 'm>(
+        &'m self,
+    ) -> impl Iterator<Item = Result<H, HeaderError>> + 'm {
+        self.header_values(H::NAME).map(H::parse)
+    }
+
     /// Starts an edit: see [`crate::edit::Editor`].
     pub fn edit(&self) -> crate::edit::Editor<'_> {
         crate::edit::Editor::new(self)

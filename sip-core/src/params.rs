@@ -64,6 +64,35 @@ impl<'a> Params<'a> {
         Ok(out)
     }
 
+    /// Parses `param *( SEMI param )` without a leading `;` (P-Charging-Vector,
+    /// the parameters after a mechanism name in Security-Client, …).
+    pub fn parse_semi_list(input: &'a str) -> Result<Params<'a>, HeaderError> {
+        let rest = trim_lws_start(input);
+        if rest.is_empty() {
+            return Ok(Params::new());
+        }
+        let (p, r) = parse_one(rest, b';')?;
+        let mut out = Params::parse_semi(r)?;
+        out.0.insert(0, p);
+        Ok(out)
+    }
+
+    /// Sets a parameter to a quoted string value (`name="value"`, escaping as needed).
+    pub fn set_quoted(&mut self, name: impl Into<Cow<'a, str>>, value: &str) {
+        self.set(name, Some(crate::text::quote(value)));
+    }
+
+    /// Writes the list `;`-separated without a leading `;` (`a=1;b`).
+    pub fn fmt_semi_list(&self, f: &mut impl fmt::Write) -> fmt::Result {
+        for (i, p) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_char(';')?;
+            }
+            fmt_param(p, f)?;
+        }
+        Ok(())
+    }
+
     /// Parses a comma-separated `name=value` list (Digest `auth-param`s, RFC 2617 §3.2.1).
     pub fn parse_comma(input: &'a str) -> Result<Params<'a>, HeaderError> {
         let mut out = Params::new();
@@ -235,6 +264,22 @@ mod tests {
         assert!(Params::parse_semi(";a;").is_err());
         assert!(Params::parse_semi("x").is_err());
         assert!(Params::parse_semi(";a=\"open").is_err());
+    }
+
+    #[test]
+    fn semi_list() {
+        let p = Params::parse_semi_list(
+            "icid-value=\"AyretyU0dm+6O2IrT5tAFrbHLso=023551024\"; orig-ioi=home1.net",
+        )
+        .unwrap();
+        assert_eq!(p.get("orig-ioi"), Some(Some("home1.net")));
+        let mut s = String::new();
+        p.fmt_semi_list(&mut s).unwrap();
+        assert_eq!(
+            s,
+            "icid-value=\"AyretyU0dm+6O2IrT5tAFrbHLso=023551024\";orig-ioi=home1.net"
+        );
+        assert!(Params::parse_semi_list("a=1;;b").is_err());
     }
 
     #[test]

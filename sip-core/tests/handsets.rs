@@ -167,3 +167,45 @@ f: <sip:a@x>;tag=1\r\nt: <sip:b@x>\r\ni: c\r\nCSeq: 1 INVITE\r\nX-Odd:  keep   m
     assert!(out.header_str("X-Odd").is_none());
     assert!(Message::parse(out.as_bytes().clone()).is_ok());
 }
+
+#[test]
+fn typed_headers_of_handset_registers() {
+    use ims_sip_core::header::{Authorization, Contact, ProxyRequire, Supported};
+    for name in ALL {
+        let m = Message::parse(load(name)).unwrap();
+        let auth = m.typed::<Authorization>().unwrap().unwrap();
+        assert!(auth.is_digest(), "{name}");
+        assert!(
+            auth.username()
+                .is_some_and(|u| u.ends_with("@ims.mnc001.mcc001.3gppnetwork.org")),
+            "{name}"
+        );
+        let contact = m.typed::<Contact>().unwrap().unwrap();
+        assert_eq!(contact.addrs().len(), 1, "{name}");
+        assert!(contact.addrs()[0].expires().is_some(), "{name}");
+        assert!(contact.addrs()[0].sip_instance().is_some(), "{name}");
+        assert!(m.typed::<ProxyRequire>().unwrap().unwrap().contains("sec-agree"));
+        assert!(m.typed_all::<Supported>().all(|s| s.is_ok()));
+    }
+    let initial = Message::parse(load("samsung-initial-register.sip")).unwrap();
+    let auth = initial.typed::<Authorization>().unwrap().unwrap();
+    assert_eq!(auth.nonce().as_deref(), Some(""));
+    assert_eq!(auth.response().as_deref(), Some(""));
+    let c = initial.typed::<Contact>().unwrap().unwrap();
+    assert_eq!(c.addrs()[0].reg_id(), Some(1));
+    assert_eq!(
+        c.addrs()[0].params.get_unquoted("+g.3gpp.accesstype").as_deref(),
+        Some("cellular2")
+    );
+    let prot = Message::parse(load("huawei-protected-register.sip")).unwrap();
+    let auth = prot.typed::<Authorization>().unwrap().unwrap();
+    assert!(auth.is_aka_v1());
+    assert_eq!(
+        auth.response().as_deref(),
+        Some("6629fae49393a05397450978507c4ef1")
+    );
+    assert_eq!(auth.qop(), None);
+    let iphone = Message::parse(load("iphone-initial-register.sip")).unwrap();
+    let c = iphone.typed::<Contact>().unwrap().unwrap();
+    assert!(c.addrs()[0].uri.as_sip().unwrap().user.is_none());
+}

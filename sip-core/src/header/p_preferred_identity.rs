@@ -1,0 +1,37 @@
+//! P-Preferred-Identity (RFC 3325 §9.2: the identity the UE would like asserted.)
+
+addr_list_header!(
+    /// P-Preferred-Identity: a list of name-addrs (`<uri>;params`).
+    PPreferredIdentity,
+    crate::header_name::HeaderName::PPreferredIdentity
+);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::header::TypedHeader;
+
+    #[test]
+    fn parse_list() {
+        let h = PPreferredIdentity::parse(
+            "<sip:p1.ims.test;lr>,\r\n \"Two\" <sip:+15551234@ims.test;user=phone>;x=1, <tel:+15551234>",
+        )
+        .unwrap();
+        assert_eq!(h.0.len(), 3);
+        assert!(h.0[0].uri.as_sip().unwrap().lr());
+        assert_eq!(h.0[1].display_name().as_deref(), Some("Two"));
+        assert_eq!(h.0[1].params.get("x"), Some(Some("1")));
+        assert_eq!(h.0[2].uri.to_string(), "tel:+15551234");
+        assert!(PPreferredIdentity::parse("<sip:a;lr>,,<sip:b>").is_err());
+        assert!(PPreferredIdentity::parse("").is_err());
+    }
+
+    #[test]
+    fn print_list() {
+        let h = PPreferredIdentity::parse("<sip:p1.ims.test;lr>,<sip:s.ims.test;lr>").unwrap();
+        assert_eq!(
+            h.to_line(),
+            "P-Preferred-Identity: <sip:p1.ims.test;lr>, <sip:s.ims.test;lr>\r\n"
+        );
+    }
+}
