@@ -31,6 +31,11 @@
 //!   headers, Request-URI, Max-Forwards, body, strip a parameter).
 //! - [`builder`]: [`builder::ResponseBuilder`], [`builder::RequestBuilder`],
 //!   [`builder::new_branch`], [`builder::new_tag`], [`builder::new_call_id`].
+//! - [`transaction`]: RFC 3261 §17 client/server, INVITE/non-INVITE machines
+//!   ([`transaction::ClientNonInvite`], [`transaction::ClientInvite`],
+//!   [`transaction::ServerNonInvite`], [`transaction::ServerInvite`]) driven by
+//!   `handle_*(now, …)` / `handle_timeout(now)` / `poll_timeout()` / `poll_action()`,
+//!   keyed by [`transaction::TransactionKey`]; ACK/CANCEL construction.
 
 pub mod builder;
 pub mod edit;
@@ -45,6 +50,7 @@ pub mod params;
 mod parser;
 pub mod status;
 pub mod text;
+pub mod transaction;
 pub mod uri;
 pub mod validate;
 
