@@ -26,6 +26,6 @@ pub mod peer;
 pub mod transport;
 
 pub use codec::{
-    Avp, AvpDef, AvpFlags, AvpSet, CommandFlags, DecodeError, EncodeError, Frame, Header,
-    Message, ResultCode,
+    Avp, AvpDef, AvpFlags, AvpSet, CommandFlags, DecodeError, EncodeError, Frame, Header, Message,
+    ResultCode,
 };

@@ -129,7 +129,13 @@ pub struct AvpDef {
 impl AvpDef {
     /// An IETF (vendor 0) AVP.
     pub const fn ietf(name: &'static str, code: u32, mandatory: bool, kind: AvpType) -> Self {
-        AvpDef { name, code, vendor_id: None, mandatory, kind }
+        AvpDef {
+            name,
+            code,
+            vendor_id: None,
+            mandatory,
+            kind,
+        }
     }
     /// A vendor-specific AVP.
     pub const fn vendor(
@@ -139,7 +145,13 @@ impl AvpDef {
         mandatory: bool,
         kind: AvpType,
     ) -> Self {
-        AvpDef { name, code, vendor_id: Some(vendor_id), mandatory, kind }
+        AvpDef {
+            name,
+            code,
+            vendor_id: Some(vendor_id),
+            mandatory,
+            kind,
+        }
     }
     /// Flags to send this AVP with.
     pub fn flags(&self) -> AvpFlags {
@@ -162,7 +174,10 @@ impl AvpDef {
     }
     /// The error for this AVP being absent (5005).
     pub fn missing(&self) -> DecodeError {
-        DecodeError::MissingAvp { name: self.name, failed_avp: self.example() }
+        DecodeError::MissingAvp {
+            name: self.name,
+            failed_avp: self.example(),
+        }
     }
 }
 
@@ -191,7 +206,11 @@ impl<'a> AvpBuffer<'a> {
         let code = be32(&buf[0..4]);
         let flags = AvpFlags(buf[4]);
         let length = u24(&buf[5..8]);
-        let header_len = if flags.is_vendor() { AVP_VENDOR_HEADER_LEN } else { AVP_HEADER_LEN };
+        let header_len = if flags.is_vendor() {
+            AVP_VENDOR_HEADER_LEN
+        } else {
+            AVP_HEADER_LEN
+        };
         let vendor_id = if flags.is_vendor() {
             buf.get(8..12).map(be32).or(Some(0))
         } else {
@@ -203,7 +222,11 @@ impl<'a> AvpBuffer<'a> {
                 failed_avp: Avp::raw(code, flags, vendor_id, Bytes::new()),
             });
         }
-        Ok(AvpBuffer { buf, length, header_len })
+        Ok(AvpBuffer {
+            buf,
+            length,
+            header_len,
+        })
     }
     /// AVP Code.
     pub fn code(&self) -> u32 {
@@ -261,11 +284,21 @@ impl Avp {
         } else {
             flags.0 &= !AvpFlags::VENDOR;
         }
-        Avp { code, flags, vendor_id, data }
+        Avp {
+            code,
+            flags,
+            vendor_id,
+            data,
+        }
     }
     /// An AVP of a dictionary definition with raw data.
     pub fn new(def: &AvpDef, data: impl Into<Bytes>) -> Avp {
-        Avp { code: def.code, flags: def.flags(), vendor_id: def.vendor_id, data: data.into() }
+        Avp {
+            code: def.code,
+            flags: def.flags(),
+            vendor_id: def.vendor_id,
+            data: data.into(),
+        }
     }
     /// Unsigned32 / Enumerated-as-unsigned value.
     pub fn unsigned32(def: &AvpDef, v: u32) -> Avp {
@@ -340,7 +373,10 @@ impl Avp {
     /// already encoded into `data`.
     pub(crate) fn check_len(&self) -> Result<(), EncodeError> {
         if self.len() > MAX_LEN {
-            return Err(EncodeError::TooLong { what: "AVP", length: self.len() });
+            return Err(EncodeError::TooLong {
+                what: "AVP",
+                length: self.len(),
+            });
         }
         Ok(())
     }
@@ -397,14 +433,20 @@ impl Avp {
     }
 
     fn wrong_len(&self) -> DecodeError {
-        DecodeError::InvalidAvpLength { length: self.len(), failed_avp: self.clone() }
+        DecodeError::InvalidAvpLength {
+            length: self.len(),
+            failed_avp: self.clone(),
+        }
     }
     fn fixed<const N: usize>(&self) -> Result<[u8; N], DecodeError> {
         <[u8; N]>::try_from(&self.data[..]).map_err(|_| self.wrong_len())
     }
     /// The error for a value this AVP may not take (5004).
     pub fn invalid_value(&self, reason: &'static str) -> DecodeError {
-        DecodeError::InvalidAvpValue { failed_avp: self.clone(), reason }
+        DecodeError::InvalidAvpValue {
+            failed_avp: self.clone(),
+            reason,
+        }
     }
 
     /// Unsigned32 data (5014 if not 4 bytes).

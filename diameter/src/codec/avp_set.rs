@@ -28,7 +28,9 @@ pub trait AvpSet {
         let mut it = self.avp_slice().iter().filter(|a| def.matches(a));
         let first = it.next();
         if let Some(extra) = it.next() {
-            return Err(DecodeError::AvpOccursTooManyTimes { failed_avp: extra.clone() });
+            return Err(DecodeError::AvpOccursTooManyTimes {
+                failed_avp: extra.clone(),
+            });
         }
         Ok(first)
     }
@@ -59,7 +61,9 @@ pub trait AvpSet {
     }
     /// Optional UTF8String / DiameterIdentity.
     fn get_utf8(&self, def: &AvpDef) -> Result<Option<String>, DecodeError> {
-        self.single(def)?.map(|a| a.as_utf8().map(str::to_owned)).transpose()
+        self.single(def)?
+            .map(|a| a.as_utf8().map(str::to_owned))
+            .transpose()
     }
     /// Required UTF8String / DiameterIdentity.
     fn require_utf8(&self, def: &AvpDef) -> Result<String, DecodeError> {
@@ -67,7 +71,9 @@ pub trait AvpSet {
     }
     /// All values of a repeated UTF8String AVP.
     fn all_utf8(&self, def: &AvpDef) -> Result<Vec<String>, DecodeError> {
-        self.find_all(def).map(|a| a.as_utf8().map(str::to_owned)).collect()
+        self.find_all(def)
+            .map(|a| a.as_utf8().map(str::to_owned))
+            .collect()
     }
     /// All values of a repeated Unsigned32 AVP.
     fn all_u32(&self, def: &AvpDef) -> Result<Vec<u32>, DecodeError> {
@@ -103,7 +109,9 @@ pub trait AvpSet {
             .iter()
             .find(|a| a.flags.is_mandatory() && !known(a.code, a.vendor_id))
         {
-            Some(a) => Err(DecodeError::AvpUnsupported { failed_avp: a.clone() }),
+            Some(a) => Err(DecodeError::AvpUnsupported {
+                failed_avp: a.clone(),
+            }),
             None => Ok(()),
         }
     }

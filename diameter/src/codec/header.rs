@@ -73,7 +73,10 @@ pub struct HeaderBuffer<'a> {
 impl<'a> HeaderBuffer<'a> {
     /// Wraps `buf` if it holds at least a full header.
     pub fn new_checked(buf: &'a [u8]) -> Result<Self, DecodeError> {
-        match buf.get(..HEADER_LEN).and_then(|s| <&[u8; HEADER_LEN]>::try_from(s).ok()) {
+        match buf
+            .get(..HEADER_LEN)
+            .and_then(|s| <&[u8; HEADER_LEN]>::try_from(s).ok())
+        {
             Some(buf) => Ok(HeaderBuffer { buf }),
             None => Err(DecodeError::InvalidMessageLength {
                 declared: None,

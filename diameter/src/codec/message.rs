@@ -73,7 +73,10 @@ impl Message {
         }
         let len = self.encoded_len();
         if len > MAX_LEN {
-            return Err(EncodeError::TooLong { what: "message", length: len });
+            return Err(EncodeError::TooLong {
+                what: "message",
+                length: len,
+            });
         }
         out.reserve(len);
         self.header.write(len, out);
@@ -157,7 +160,9 @@ impl Message {
         failed_avp: Option<&Avp>,
         error_message: Option<&str>,
     ) {
-        self.header.flags.set(CommandFlags::ERROR, result.is_protocol_error());
+        self.header
+            .flags
+            .set(CommandFlags::ERROR, result.is_protocol_error());
         self.push(Avp::utf8(&d::ORIGIN_HOST, origin_host));
         self.push(Avp::utf8(&d::ORIGIN_REALM, origin_realm));
         self.push(Avp::unsigned32(&d::RESULT_CODE, result.code()));
@@ -198,7 +203,9 @@ impl Message {
 
     /// Result-Code, if present and well-formed.
     pub fn result_code(&self) -> Option<ResultCode> {
-        self.find(&d::RESULT_CODE).and_then(|a| a.as_u32().ok()).map(ResultCode::from)
+        self.find(&d::RESULT_CODE)
+            .and_then(|a| a.as_u32().ok())
+            .map(ResultCode::from)
     }
 }
 
@@ -236,6 +243,12 @@ pub fn error_answer_for_raw(
             ans.avps.push(first);
         }
     }
-    ans.fill_error(err.result_code(), origin_host, origin_realm, err.failed_avp(), Some(&err.to_string()));
+    ans.fill_error(
+        err.result_code(),
+        origin_host,
+        origin_realm,
+        err.failed_avp(),
+        Some(&err.to_string()),
+    );
     Some(ans)
 }

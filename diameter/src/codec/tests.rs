@@ -19,8 +19,8 @@ fn hand_built() -> Vec<u8> {
         // Origin-Realm 296, M, length 9, "b", 3 pad bytes
         0x00, 0x00, 0x01, 0x28, 0x40, 0x00, 0x00, 0x09, b'b', 0x00, 0x00, 0x00,
         // 601 V+M vendor 10415 (0x28af), length 12+5=17, "sip:x", 3 pad
-        0x00, 0x00, 0x02, 0x59, 0xc0, 0x00, 0x00, 0x11, 0x00, 0x00, 0x28, 0xaf, b's', b'i',
-        b'p', b':', b'x', 0x00, 0x00, 0x00,
+        0x00, 0x00, 0x02, 0x59, 0xc0, 0x00, 0x00, 0x11, 0x00, 0x00, 0x28, 0xaf, b's', b'i', b'p',
+        b':', b'x', 0x00, 0x00, 0x00,
         // unknown AVP 9999, no flags, length 12, Unsigned32 7
         0x00, 0x00, 0x27, 0x0f, 0x00, 0x00, 0x00, 0x0c, 0x00, 0x00, 0x00, 0x07,
     ];
@@ -52,7 +52,10 @@ fn decodes_hand_built_dwr_field_by_field() {
     assert!(pi.flags.is_vendor() && pi.flags.is_mandatory());
     assert_eq!(pi.as_utf8().unwrap(), "sip:x");
     let unknown = &m.avps[3];
-    assert_eq!((unknown.code, unknown.flags.0, unknown.vendor_id), (9999, 0, None));
+    assert_eq!(
+        (unknown.code, unknown.flags.0, unknown.vendor_id),
+        (9999, 0, None)
+    );
     assert_eq!(unknown.as_u32().unwrap(), 7);
 }
 
@@ -70,7 +73,12 @@ fn encodes_hand_built_dwr_byte_for_byte() {
             Avp::utf8(&d::ORIGIN_HOST, "a.b"),
             Avp::utf8(&d::ORIGIN_REALM, "b"),
             Avp::utf8(&PUBLIC_IDENTITY, "sip:x"),
-            Avp::raw(9999, AvpFlags::NONE, None, Bytes::from_static(&[0, 0, 0, 7])),
+            Avp::raw(
+                9999,
+                AvpFlags::NONE,
+                None,
+                Bytes::from_static(&[0, 0, 0, 7]),
+            ),
         ],
     };
     assert_eq!(m.to_bytes().unwrap().as_ref(), hand_built().as_slice());
@@ -81,8 +89,18 @@ fn unknown_avps_survive_round_trip_byte_exact() {
     // Unknown vendor AVP with reserved flag bits and an odd length, plus unknown M AVP.
     let mut m = Message::request(316, 16777251);
     m.push(Avp::utf8(&d::SESSION_ID, "s;1;2"));
-    m.push(Avp::raw(1400, AvpFlags(0xc3), Some(10415), Bytes::from_static(b"\x01\x02\x03")));
-    m.push(Avp::raw(77, AvpFlags::M, None, Bytes::from_static(b"abcdefg")));
+    m.push(Avp::raw(
+        1400,
+        AvpFlags(0xc3),
+        Some(10415),
+        Bytes::from_static(b"\x01\x02\x03"),
+    ));
+    m.push(Avp::raw(
+        77,
+        AvpFlags::M,
+        None,
+        Bytes::from_static(b"abcdefg"),
+    ));
     let raw = m.to_bytes().unwrap();
     let back = Message::decode(&raw).unwrap();
     assert_eq!(back, m);
@@ -109,15 +127,24 @@ fn typed_values_round_trip() {
         .with(Avp::address(&d::HOST_IP_ADDRESS, v6))
         .with(Avp::grouped(
             &grp,
-            &[Avp::unsigned32(&d::VENDOR_ID, 10415), Avp::utf8(&d::USER_NAME, "x")],
+            &[
+                Avp::unsigned32(&d::VENDOR_ID, 10415),
+                Avp::utf8(&d::USER_NAME, "x"),
+            ],
         ));
     let back = Message::decode(&m.to_bytes().unwrap()).unwrap();
     assert_eq!(back.require_u32(&def_u32).unwrap(), 0xdead_beef);
     assert_eq!(back.get_u64(&def_u64).unwrap(), Some(u64::MAX - 1));
     assert_eq!(back.require_i32(&def_i32).unwrap(), -5);
     assert_eq!(back.required(&def_i64).unwrap().as_i64().unwrap(), i64::MIN);
-    assert_eq!(back.require_octets(&def_oct).unwrap().as_ref(), &[0, 1, 2, 3, 4]);
-    let addrs: Vec<_> = back.find_all(&d::HOST_IP_ADDRESS).map(|a| a.as_address().unwrap()).collect();
+    assert_eq!(
+        back.require_octets(&def_oct).unwrap().as_ref(),
+        &[0, 1, 2, 3, 4]
+    );
+    let addrs: Vec<_> = back
+        .find_all(&d::HOST_IP_ADDRESS)
+        .map(|a| a.as_address().unwrap())
+        .collect();
     assert_eq!(addrs, vec![v4, v6]);
     let g = back.require_grouped(&grp).unwrap();
     assert_eq!(g.require_u32(&d::VENDOR_ID).unwrap(), 10415);
@@ -133,7 +160,13 @@ fn err_of(raw: &[u8]) -> DecodeError {
 fn truncated_header_is_invalid_message_length() {
     let raw = hand_built();
     let e = err_of(&raw[..19]);
-    assert!(matches!(e, DecodeError::InvalidMessageLength { declared: None, available: 19 }));
+    assert!(matches!(
+        e,
+        DecodeError::InvalidMessageLength {
+            declared: None,
+            available: 19
+        }
+    ));
     assert_eq!(e.result_code(), ResultCode::InvalidMessageLength);
     assert_eq!(e.result_code().code(), 5015);
 }
@@ -219,7 +252,10 @@ fn partial_avp_header_at_end_is_5014() {
 fn grouped_member_length_errors_are_5014() {
     let grp = AvpDef::ietf("Grp", 1005, true, AvpType::Grouped);
     // Member claims 100 bytes but 12 are there.
-    let bad = Avp::new(&grp, Bytes::from_static(&[0, 0, 1, 10, 0x40, 0, 0, 100, 0, 0, 0, 1]));
+    let bad = Avp::new(
+        &grp,
+        Bytes::from_static(&[0, 0, 1, 10, 0x40, 0, 0, 100, 0, 0, 0, 1]),
+    );
     let e = bad.as_grouped().unwrap_err();
     assert_eq!(e.result_code().code(), 5014);
 }
@@ -278,7 +314,10 @@ fn answer_copies_identifiers_session_and_proxy_info() {
         .finish_answer(&req);
     assert!(!ans.is_request());
     assert!(ans.header.flags.is_proxiable());
-    assert_eq!((ans.header.command_code, ans.header.application_id), (300, 16777216));
+    assert_eq!(
+        (ans.header.command_code, ans.header.application_id),
+        (300, 16777216)
+    );
     assert_eq!((ans.header.hop_by_hop, ans.header.end_to_end), (7, 9));
     assert_eq!(ans.avps[0], Avp::utf8(&d::SESSION_ID, "sid;1"));
     assert_eq!(ans.avps.last(), Some(&proxy));
@@ -340,18 +379,30 @@ fn framer_states() {
     assert_eq!(check(&two), Frame::Complete(raw.len()));
     let mut v = raw.clone();
     v[0] = 3;
-    assert!(matches!(check(&v), Frame::Invalid(DecodeError::UnsupportedVersion(3))));
+    assert!(matches!(
+        check(&v),
+        Frame::Invalid(DecodeError::UnsupportedVersion(3))
+    ));
     let short = [1u8, 0, 0, 8];
-    assert!(matches!(check(&short), Frame::Invalid(DecodeError::InvalidMessageLength { .. })));
+    assert!(matches!(
+        check(&short),
+        Frame::Invalid(DecodeError::InvalidMessageLength { .. })
+    ));
     let huge = [1u8, 0xff, 0xff, 0xfc];
-    assert!(matches!(check_with_limit(&huge, 4096), Frame::Invalid(DecodeError::MessageTooLarge { .. })));
+    assert!(matches!(
+        check_with_limit(&huge, 4096),
+        Frame::Invalid(DecodeError::MessageTooLarge { .. })
+    ));
 }
 
 #[test]
 fn encode_rejects_oversized_avp() {
     let big = Avp::new(&d::USER_NAME, Bytes::from(vec![b'a'; 0x0100_0000]));
     let m = Message::request(300, 0).with(big);
-    assert!(matches!(m.encode(&mut BytesMut::new()), Err(EncodeError::TooLong { .. })));
+    assert!(matches!(
+        m.encode(&mut BytesMut::new()),
+        Err(EncodeError::TooLong { .. })
+    ));
 }
 
 #[test]
