@@ -1,1 +1,1 @@
-//! placeholder
+//! Thin tokio TCP transport (to be filled).
