@@ -44,14 +44,20 @@ impl ApplicationId {
         match self {
             ApplicationId::Auth(a) => Avp::unsigned32(&d::AUTH_APPLICATION_ID, a),
             ApplicationId::Acct(a) => Avp::unsigned32(&d::ACCT_APPLICATION_ID, a),
-            ApplicationId::VendorAuth { vendor_id, application_id } => Avp::grouped(
+            ApplicationId::VendorAuth {
+                vendor_id,
+                application_id,
+            } => Avp::grouped(
                 &d::VENDOR_SPECIFIC_APPLICATION_ID,
                 &[
                     Avp::unsigned32(&d::VENDOR_ID, vendor_id),
                     Avp::unsigned32(&d::AUTH_APPLICATION_ID, application_id),
                 ],
             ),
-            ApplicationId::VendorAcct { vendor_id, application_id } => Avp::grouped(
+            ApplicationId::VendorAcct {
+                vendor_id,
+                application_id,
+            } => Avp::grouped(
                 &d::VENDOR_SPECIFIC_APPLICATION_ID,
                 &[
                     Avp::unsigned32(&d::VENDOR_ID, vendor_id),
@@ -141,7 +147,9 @@ impl LocalNode {
     /// CEA (§5.3.2) answering `cer` with `result`.
     pub fn cea(&self, cer: &Message, result: ResultCode) -> Message {
         let mut m = Message::answer_to(cer);
-        m.header.flags.set(CommandFlags::ERROR, result.is_protocol_error());
+        m.header
+            .flags
+            .set(CommandFlags::ERROR, result.is_protocol_error());
         m.push(Avp::unsigned32(&d::RESULT_CODE, result.code()));
         self.push_capabilities(&mut m);
         m
@@ -238,12 +246,22 @@ impl RemoteCapabilities {
             } else if d::VENDOR_SPECIFIC_APPLICATION_ID.matches(a) {
                 let g = a.as_grouped()?;
                 // RFC 6733 §6.11: one Vendor-Id; some peers send several, take the first.
-                let vendor_id = g.find(&d::VENDOR_ID).map(Avp::as_u32).transpose()?.unwrap_or(0);
+                let vendor_id = g
+                    .find(&d::VENDOR_ID)
+                    .map(Avp::as_u32)
+                    .transpose()?
+                    .unwrap_or(0);
                 if let Some(id) = g.get_u32(&d::AUTH_APPLICATION_ID)? {
-                    applications.push(ApplicationId::VendorAuth { vendor_id, application_id: id });
+                    applications.push(ApplicationId::VendorAuth {
+                        vendor_id,
+                        application_id: id,
+                    });
                 }
                 if let Some(id) = g.get_u32(&d::ACCT_APPLICATION_ID)? {
-                    applications.push(ApplicationId::VendorAcct { vendor_id, application_id: id });
+                    applications.push(ApplicationId::VendorAcct {
+                        vendor_id,
+                        application_id: id,
+                    });
                 }
             }
         }
@@ -256,7 +274,10 @@ impl RemoteCapabilities {
             origin_host: m.require_utf8(&d::ORIGIN_HOST)?,
             origin_realm: m.require_utf8(&d::ORIGIN_REALM)?,
             host_ip_addresses,
-            vendor_id: m.find(&d::VENDOR_ID).and_then(|a| a.as_u32().ok()).unwrap_or(0),
+            vendor_id: m
+                .find(&d::VENDOR_ID)
+                .and_then(|a| a.as_u32().ok())
+                .unwrap_or(0),
             product_name: m
                 .find(&d::PRODUCT_NAME)
                 .and_then(|a| a.as_utf8().ok())

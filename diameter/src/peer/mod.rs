@@ -138,7 +138,14 @@ impl Peer {
     /// A peer on a fresh connection. An initiator queues its CER at once.
     /// `reconnect` makes the first open go through REOPEN (RFC 3539 §3.4.1).
     /// `seed` feeds the watchdog jitter (any value; tests fix it).
-    pub fn new(local: LocalNode, role: Role, timers: PeerTimers, now: Instant, reconnect: bool, seed: u64) -> Peer {
+    pub fn new(
+        local: LocalNode,
+        role: Role,
+        timers: PeerTimers,
+        now: Instant,
+        reconnect: bool,
+        seed: u64,
+    ) -> Peer {
         let mut p = Peer {
             local,
             timers,
@@ -201,7 +208,10 @@ impl Peer {
     /// Traffic that could not be decoded still proves the transport is alive
     /// (RFC 3539 §3.4.1: any message received resets the watchdog).
     pub fn handle_traffic(&mut self, now: Instant) {
-        if matches!(self.state, PeerState::Open | PeerState::Suspect | PeerState::Reopen) {
+        if matches!(
+            self.state,
+            PeerState::Open | PeerState::Suspect | PeerState::Reopen
+        ) {
             self.on_traffic(now);
         }
     }
@@ -315,7 +325,9 @@ impl Peer {
                 self.state = PeerState::Closing;
                 self.deadline = Some(now + self.timers.disconnect_timeout);
             }
-            PeerState::WaitCea | PeerState::WaitCer => self.close_with(CloseReason::DisconnectedLocally),
+            PeerState::WaitCea | PeerState::WaitCer => {
+                self.close_with(CloseReason::DisconnectedLocally)
+            }
             PeerState::Closing | PeerState::Closed => {}
         }
     }
@@ -339,7 +351,10 @@ impl Peer {
             Err(e) => {
                 let mut cea = self.local.cea(cer, e.result_code());
                 if let Some(f) = e.failed_avp() {
-                    cea.push(crate::codec::Avp::grouped(&d::FAILED_AVP, std::slice::from_ref(f)));
+                    cea.push(crate::codec::Avp::grouped(
+                        &d::FAILED_AVP,
+                        std::slice::from_ref(f),
+                    ));
                 }
                 self.transmit.push_back(cea);
                 self.close_with(CloseReason::CapabilitiesInvalid(e.to_string()));

@@ -35,8 +35,22 @@ impl Pair {
         let now = Instant::now();
         Pair {
             now,
-            client: Peer::new(node("scscf.ims.test"), Role::Initiator, timers(), now, reconnect, 7),
-            server: Peer::new(node("hss.ims.test"), Role::Responder, timers(), now, false, 9),
+            client: Peer::new(
+                node("scscf.ims.test"),
+                Role::Initiator,
+                timers(),
+                now,
+                reconnect,
+                7,
+            ),
+            server: Peer::new(
+                node("hss.ims.test"),
+                Role::Responder,
+                timers(),
+                now,
+                false,
+                9,
+            ),
             server_to_client: true,
             delivered_to_server: Vec::new(),
         }
@@ -99,8 +113,13 @@ fn capabilities_exchange_opens_both_sides() {
     assert!(cer.is_request() && !cer.header.flags.is_proxiable());
     assert_eq!(cer.require_utf8(&d::ORIGIN_HOST).unwrap(), "scscf.ims.test");
     assert_eq!(cer.require_u32(&d::SUPPORTED_VENDOR_ID).unwrap(), 10415);
-    let vsai = cer.require_grouped(&d::VENDOR_SPECIFIC_APPLICATION_ID).unwrap();
-    assert_eq!(vsai.require_u32(&d::AUTH_APPLICATION_ID).unwrap(), 16_777_216);
+    let vsai = cer
+        .require_grouped(&d::VENDOR_SPECIFIC_APPLICATION_ID)
+        .unwrap();
+    assert_eq!(
+        vsai.require_u32(&d::AUTH_APPLICATION_ID).unwrap(),
+        16_777_216
+    );
     assert!(cer.get_address(&d::HOST_IP_ADDRESS).unwrap().is_some());
     assert_eq!(cer.require_utf8(&d::PRODUCT_NAME).unwrap(), "ims-core");
     p.server.handle_message(p.now, cer);
@@ -115,14 +134,19 @@ fn capabilities_exchange_opens_both_sides() {
         }
         e => panic!("unexpected events {e:?}"),
     }
-    assert!(matches!(&Pair::events(&mut p.server)[..], [PeerEvent::Opened(r)] if r.origin_host == "scscf.ims.test"));
+    assert!(
+        matches!(&Pair::events(&mut p.server)[..], [PeerEvent::Opened(r)] if r.origin_host == "scscf.ims.test")
+    );
 }
 
 #[test]
 fn no_common_application_is_rejected_with_5010() {
     let now = Instant::now();
     let mut sh = node("sh-client");
-    sh.applications = vec![ApplicationId::VendorAuth { vendor_id: 10415, application_id: 16_777_217 }];
+    sh.applications = vec![ApplicationId::VendorAuth {
+        vendor_id: 10415,
+        application_id: 16_777_217,
+    }];
     let mut client = Peer::new(sh, Role::Initiator, timers(), now, false, 1);
     let mut server = Peer::new(node("hss"), Role::Responder, timers(), now, false, 2);
     server.handle_message(now, client.poll_transmit().unwrap());
@@ -136,7 +160,10 @@ fn no_common_application_is_rejected_with_5010() {
     );
     client.handle_message(now, cea);
     assert_eq!(client.state(), PeerState::Closed);
-    assert_eq!(client.poll_event(), Some(PeerEvent::Closed(CloseReason::NoCommonApplication)));
+    assert_eq!(
+        client.poll_event(),
+        Some(PeerEvent::Closed(CloseReason::NoCommonApplication))
+    );
 }
 
 #[test]
@@ -182,7 +209,10 @@ fn capabilities_timeout_closes() {
     assert_eq!(server.state(), PeerState::WaitCer);
     server.handle_timeout(now + Duration::from_secs(10));
     assert_eq!(server.state(), PeerState::Closed);
-    assert_eq!(server.poll_event(), Some(PeerEvent::Closed(CloseReason::CapabilitiesTimeout)));
+    assert_eq!(
+        server.poll_event(),
+        Some(PeerEvent::Closed(CloseReason::CapabilitiesTimeout))
+    );
 }
 
 #[test]
@@ -194,7 +224,10 @@ fn watchdog_sends_dwr_after_tw_with_jitter_and_dwa_keeps_open() {
         let before = p.now;
         let step = p.advance_to_next_timer();
         // Tw = 30 s ± 2 s.
-        assert!(step >= Duration::from_secs(28) && step <= Duration::from_secs(32), "step {step:?}");
+        assert!(
+            step >= Duration::from_secs(28) && step <= Duration::from_secs(32),
+            "step {step:?}"
+        );
         assert!(p.now > before);
         assert_eq!(p.client.state(), PeerState::Open);
         assert_eq!(p.server.state(), PeerState::Open);
@@ -211,7 +244,10 @@ fn application_traffic_postpones_the_watchdog() {
     let mut req = Message::request(300, 16_777_216);
     req.header.hop_by_hop = 99;
     let ans = Message::answer_to(&req).with(Avp::unsigned32(&d::RESULT_CODE, 2001));
-    assert!(p.client.handle_message(p.now, ans).is_some(), "app answers are delivered");
+    assert!(
+        p.client.handle_message(p.now, ans).is_some(),
+        "app answers are delivered"
+    );
     assert!(p.client.poll_timeout().unwrap() > first);
     assert!(p.client.poll_transmit().is_none(), "no DWR needed yet");
 }
@@ -246,7 +282,13 @@ fn unanswered_dwr_makes_suspect_then_down_and_any_message_recovers() {
         assert_eq!(p.client.state(), expected);
     }
     let evs: Vec<_> = std::iter::from_fn(|| p.client.poll_event()).collect();
-    assert_eq!(evs, vec![PeerEvent::Suspect, PeerEvent::Closed(CloseReason::WatchdogTimeout)]);
+    assert_eq!(
+        evs,
+        vec![
+            PeerEvent::Suspect,
+            PeerEvent::Closed(CloseReason::WatchdogTimeout)
+        ]
+    );
 }
 
 #[test]
@@ -288,13 +330,18 @@ fn dpr_dpa_close_both_sides() {
     assert_eq!(p.server.state(), PeerState::Closed);
     assert_eq!(
         p.server.poll_event(),
-        Some(PeerEvent::Closed(CloseReason::DisconnectedByPeer(DisconnectCause::Rebooting)))
+        Some(PeerEvent::Closed(CloseReason::DisconnectedByPeer(
+            DisconnectCause::Rebooting
+        )))
     );
     let dpa = p.server.poll_transmit().unwrap();
     assert_eq!(dpa.result_code(), Some(ResultCode::Success));
     p.client.handle_message(p.now, dpa);
     assert_eq!(p.client.state(), PeerState::Closed);
-    assert_eq!(p.client.poll_event(), Some(PeerEvent::Closed(CloseReason::DisconnectedLocally)));
+    assert_eq!(
+        p.client.poll_event(),
+        Some(PeerEvent::Closed(CloseReason::DisconnectedLocally))
+    );
 }
 
 #[test]
