@@ -10,9 +10,11 @@
 //!   async calls, and [`client::CxEventHandler`] for HSS-initiated RTR/PPR;
 //!   [`HssClient`], the object-safe trait the CSCFs depend on.
 
+pub mod client;
 pub mod dictionary;
 pub mod messages;
 
+pub use client::{CxClient, CxClientConfig, CxError, CxEventHandler, HssClient, PeerSelection};
 pub use dictionary::{
     ExperimentalResultCode, ReasonCode, ServerAssignmentType, SipAuthScheme, UserAuthorizationType,
 };
