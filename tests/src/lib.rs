@@ -5,11 +5,13 @@
 //! a wrong K).
 //!
 //! # Layout
+//! - [`lab`]: the four roles as processes on a loopback net of their own.
 //! - [`procs`]: find the workspace binaries, spawn them with logs, wait for ports.
 //! - [`sipp`]: run SIPp scenarios and read its statistics.
 //! - [`ue`]: the test UE (RFC 3310 AKAv1-MD5 over UDP).
 //! - [`subscribers`]: subscriber key material SIPp can take (printable ASCII K/OP/AMF).
 
+pub mod lab;
 pub mod procs;
 pub mod sipp;
 pub mod subscribers;
