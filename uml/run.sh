@@ -2,7 +2,9 @@
 # Runs one command inside user-mode Linux (a real 6.1 kernel with ESP/XFRM) and
 # propagates its stdout, stderr and exit status. See uml/README.md.
 #
-#   uml/run.sh [--timeout SECS] [--mem SIZE] [--modules "m1 m2"] [--] <command> [args...]
+#   uml/run.sh [--timeout SECS] [--mem SIZE] [--modules "m1 m2"] [--only-modules "m1 m2"] [--] <command> [args...]
+#
+# --modules adds to the default module list, --only-modules replaces it.
 #
 # The UML guest uses the host's / as its root (hostfs), so the command, its binaries
 # and files are the host's. Exit status: the command's own; 124 on timeout; 125 when
@@ -27,6 +29,7 @@ while [ $# -gt 0 ]; do
         --timeout) TIMEOUT=$2; shift 2 ;;
         --mem) MEM=$2; shift 2 ;;
         --modules) MODULES="$DEFAULT_MODULES $2"; shift 2 ;;
+        --only-modules) MODULES=$2; shift 2 ;;
         --) shift; break ;;
         -*) die "unknown option $1" ;;
         *) break ;;

@@ -11,6 +11,7 @@
 //! - [`pool`]: the P-CSCF's SPI and protected-port allocation.
 //! - [`store`]: `SaStore` trait, kernel (`XfrmSaStore`) and in-memory (`MemorySaStore`).
 //! - [`wireshark`]: ESP SA table lines for decrypting captures.
+//! - `uml` (feature `uml`): test support to run tests inside user-mode Linux.
 //!
 //! Everything but [`store::XfrmSaStore`] is sans-I/O and unit-tested without root.
 //! The kernel store is proven against real ESP in user-mode Linux (`tests/uml_esp.rs`,
@@ -24,6 +25,8 @@ pub mod negotiate;
 pub mod plan;
 pub mod pool;
 pub mod store;
+#[cfg(feature = "uml")]
+pub mod uml;
 pub mod wireshark;
 
 pub use alg::{AlgPair, EncryptionAlg, IntegrityAlg};

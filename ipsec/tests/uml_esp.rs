@@ -1,7 +1,7 @@
 //! Proof against a real kernel with ESP: user-mode Linux (harness in `../uml/`).
 //!
 //! The host kernel here has XFRM netlink but no ESP, so this test boots UML once
-//! (`uml/run.sh`) and re-runs itself inside it (`IMS_IPSEC_UML_INNER=1`, same test
+//! (`uml/run.sh`) and re-runs itself inside it (`IMS_UML_INNER`, same test
 //! binary via `std::env::current_exe()`). Inside, two network namespaces `ue` and
 //! `pcscf` are joined by a veth pair (`uml/netns.sh`), and for every (alg, ealg)
 //! pair of {hmac-md5-96, hmac-sha-1-96} × {null, aes-cbc, des-ede3-cbc}:
@@ -18,62 +18,55 @@
 //! when the kernel refuses SA3, and `flush_owned` leaving other owners' SAs alone.
 //! Needs root (CI runs as root); fails with a clear message otherwise.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use ims_ipsec::uml::{is_inside_uml, rerun_test_in_uml, UmlOptions};
 
-const INNER_ENV: &str = "IMS_IPSEC_UML_INNER";
 const TEST_NAME: &str = "esp_in_uml_every_algorithm_pair";
+const TEST_NO_MODULES: &str = "kernel_without_modules_gives_clear_errors";
 
-fn uml_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../uml")
-}
-
-#[test]
-fn esp_in_uml_every_algorithm_pair() {
-    if std::env::var_os(INNER_ENV).is_some() {
-        inner::run();
-        return;
-    }
-    // SAFETY: geteuid has no preconditions.
-    let euid = unsafe { libc::geteuid() };
-    assert_eq!(
-        euid, 0,
-        "this test needs root (it boots user-mode Linux and programs XFRM inside it); \
-         CI runs as root — run `sudo -E cargo test -p ims-ipsec`"
-    );
-    let kernel = std::env::var("UML_KERNEL").unwrap_or_else(|_| "/usr/bin/linux.uml".into());
+/// Boots UML for `test`, prints what happened inside, and checks completion.
+fn outer(test: &str, opts: &UmlOptions) {
+    let run = rerun_test_in_uml(test, opts).unwrap_or_else(|e| panic!("{e}"));
+    println!("{}", run.stdout);
+    eprintln!("{}", run.stderr);
+    println!("UML run took {:.1}s", run.elapsed.as_secs_f64());
     assert!(
-        Path::new(&kernel).exists(),
-        "user-mode Linux kernel {kernel} not found: install the Debian package \
-         user-mode-linux (scripts/install-test-deps.sh does)"
+        run.status.success(),
+        "{test} inside UML failed: {}",
+        run.status
     );
-    let exe = std::env::current_exe().expect("test binary path");
-    let started = std::time::Instant::now();
-    let out = Command::new(uml_dir().join("run.sh"))
-        .args(["--timeout", "240", "--"])
-        .arg(&exe)
-        .args(["--exact", TEST_NAME, "--nocapture", "--test-threads=1"])
-        .env(INNER_ENV, "1")
-        .output()
-        .expect("cannot start uml/run.sh");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    println!("{stdout}");
-    eprintln!("{stderr}");
-    println!("UML run took {:.1}s", started.elapsed().as_secs_f64());
-    assert!(out.status.success(), "the ESP proof inside UML failed: {}", out.status);
     assert!(
-        stdout.contains("UML-ESP-PROOF: ALL OK"),
+        run.stdout.contains("UML-PROOF: ALL OK"),
         "the inner test did not report completion (was it filtered out?)"
     );
 }
 
+#[test]
+fn esp_in_uml_every_algorithm_pair() {
+    if is_inside_uml() {
+        inner::run();
+    } else {
+        outer(TEST_NAME, &UmlOptions::default());
+    }
+}
+
+/// A kernel without the ESP/crypto modules: the store's errors name the SA and the
+/// missing piece, and `probe` reports what is usable.
+#[test]
+fn kernel_without_modules_gives_clear_errors() {
+    if is_inside_uml() {
+        inner::no_modules();
+    } else {
+        let opts = UmlOptions {
+            only_modules: Some(vec!["xfrm_algo".into(), "xfrm_user".into(), "veth".into()]),
+            ..UmlOptions::default()
+        };
+        outer(TEST_NO_MODULES, &opts);
+    }
+}
+
 mod inner {
-    use std::fs::File;
     use std::future::Future;
     use std::net::{IpAddr, SocketAddr, TcpListener, UdpSocket};
-    use std::os::fd::AsRawFd;
-    use std::process::Command;
     use std::time::Duration;
 
     use ims_ipsec::plan::DEFAULT_PCSCF_REQID;
@@ -88,32 +81,11 @@ mod inner {
 
     /// Runs a command, panics with its stderr if it fails, returns stdout.
     fn sh(args: &[&str]) -> String {
-        let out = Command::new(args[0])
-            .args(&args[1..])
-            .output()
-            .unwrap_or_else(|e| panic!("cannot run {args:?}: {e}"));
-        assert!(
-            out.status.success(),
-            "{args:?} failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
+        ims_ipsec::uml::sh(args).unwrap_or_else(|e| panic!("{e}"))
     }
 
-    /// Runs `f` on a thread that has entered network namespace `ns`. Sockets made
-    /// there stay in `ns` when handed back to other threads.
     fn in_netns<T: Send>(ns: &str, f: impl FnOnce() -> T + Send) -> T {
-        std::thread::scope(|s| {
-            s.spawn(|| {
-                let fd = File::open(format!("/run/netns/{ns}")).expect("netns file");
-                // SAFETY: setns on a valid namespace fd affects only this thread.
-                let rc = unsafe { libc::setns(fd.as_raw_fd(), libc::CLONE_NEWNET) };
-                assert_eq!(rc, 0, "setns({ns}): {}", std::io::Error::last_os_error());
-                f()
-            })
-            .join()
-            .expect("netns thread panicked")
-        })
+        ims_ipsec::uml::in_netns(ns, f).unwrap_or_else(|e| panic!("netns {ns}: {e}"))
     }
 
     fn block_on<F: Future>(f: F) -> F::Output {
@@ -155,16 +127,39 @@ mod inner {
         };
         Ends {
             // Large UE SPIs, as handsets send.
-            ue: SecEndpoint { addr: ue, spi_c: 0xC000_0000 + c.spi_base, spi_s: 0xC000_0001 + c.spi_base, port_c: 50000, port_s: 50001 },
-            p: SecEndpoint { addr: p, spi_c: c.spi_base, spi_s: c.spi_base + 1, port_c: 5100, port_s: 6100 },
+            ue: SecEndpoint {
+                addr: ue,
+                spi_c: 0xC000_0000 + c.spi_base,
+                spi_s: 0xC000_0001 + c.spi_base,
+                port_c: 50000,
+                port_s: 50001,
+            },
+            p: SecEndpoint {
+                addr: p,
+                spi_c: c.spi_base,
+                spi_s: c.spi_base + 1,
+                port_c: 5100,
+                port_s: 6100,
+            },
         }
     }
 
     fn plan(c: &Case) -> SaPlan {
         let e = ends(c);
-        let opts = PlanOptions { policy_protocols: c.policies, ..PlanOptions::default() };
-        plan_sa_set(Side::Pcscf, &e.ue, &e.p, c.pair, &Ck::from_hex(CK_HEX).unwrap(), &Ik::from_hex(IK_HEX).unwrap(), &opts)
-            .expect("plan")
+        let opts = PlanOptions {
+            policy_protocols: c.policies,
+            ..PlanOptions::default()
+        };
+        plan_sa_set(
+            Side::Pcscf,
+            &e.ue,
+            &e.p,
+            c.pair,
+            &Ck::from_hex(CK_HEX).unwrap(),
+            &Ik::from_hex(IK_HEX).unwrap(),
+            &opts,
+        )
+        .expect("plan")
     }
 
     /// Key material as TS 33.203 Annex I / SEC-AGREE.md §3.3 give it, computed here
@@ -186,20 +181,77 @@ mod inner {
     fn ue_sas(e: &Ends) -> [(SocketAddr, SocketAddr, u32, &'static str); 4] {
         let at = SocketAddr::new;
         [
-            (at(e.ue.addr, e.ue.port_c), at(e.p.addr, e.p.port_s), e.p.spi_s, "out"),
-            (at(e.p.addr, e.p.port_c), at(e.ue.addr, e.ue.port_s), e.ue.spi_s, "in"),
-            (at(e.p.addr, e.p.port_s), at(e.ue.addr, e.ue.port_c), e.ue.spi_c, "in"),
-            (at(e.ue.addr, e.ue.port_s), at(e.p.addr, e.p.port_c), e.p.spi_c, "out"),
+            (
+                at(e.ue.addr, e.ue.port_c),
+                at(e.p.addr, e.p.port_s),
+                e.p.spi_s,
+                "out",
+            ),
+            (
+                at(e.p.addr, e.p.port_c),
+                at(e.ue.addr, e.ue.port_s),
+                e.ue.spi_s,
+                "in",
+            ),
+            (
+                at(e.p.addr, e.p.port_s),
+                at(e.ue.addr, e.ue.port_c),
+                e.ue.spi_c,
+                "in",
+            ),
+            (
+                at(e.ue.addr, e.ue.port_s),
+                at(e.p.addr, e.p.port_c),
+                e.p.spi_c,
+                "out",
+            ),
         ]
     }
 
     fn ue_add_state(pair: AlgPair, src: SocketAddr, dst: SocketAddr, spi: u32, ik_hex: &str) {
         let (an, ak, en, ek) = ue_keys(pair, ik_hex);
-        let (s, d, sp, dp, spi) = (src.ip().to_string(), dst.ip().to_string(), src.port().to_string(), dst.port().to_string(), format!("0x{spi:08x}"));
+        let (s, d, sp, dp, spi) = (
+            src.ip().to_string(),
+            dst.ip().to_string(),
+            src.port().to_string(),
+            dst.port().to_string(),
+            format!("0x{spi:08x}"),
+        );
         sh(&[
-            "ip", "-n", "ue", "xfrm", "state", "add", "src", &s, "dst", &d, "proto", "esp", "spi", &spi,
-            "mode", "transport", "replay-window", "32", "auth-trunc", an, &ak, "96", "enc", en, &ek,
-            "sel", "src", &s, "dst", &d, "sport", &sp, "dport", &dp,
+            "ip",
+            "-n",
+            "ue",
+            "xfrm",
+            "state",
+            "add",
+            "src",
+            &s,
+            "dst",
+            &d,
+            "proto",
+            "esp",
+            "spi",
+            &spi,
+            "mode",
+            "transport",
+            "replay-window",
+            "32",
+            "auth-trunc",
+            an,
+            &ak,
+            "96",
+            "enc",
+            en,
+            &ek,
+            "sel",
+            "src",
+            &s,
+            "dst",
+            &d,
+            "sport",
+            &sp,
+            "dport",
+            &dp,
         ]);
     }
 
@@ -209,14 +261,41 @@ mod inner {
         for (src, dst, spi, dir) in ue_sas(&e) {
             ue_add_state(c.pair, src, dst, spi, IK_HEX);
             let plen = if c.v6 { "128" } else { "32" };
-            let (s, d) = (format!("{}/{plen}", src.ip()), format!("{}/{plen}", dst.ip()));
+            let (s, d) = (
+                format!("{}/{plen}", src.ip()),
+                format!("{}/{plen}", dst.ip()),
+            );
             let (ts, td) = (src.ip().to_string(), dst.ip().to_string());
             let (sp, dp) = (src.port().to_string(), dst.port().to_string());
             for proto in ["udp", "tcp"] {
                 sh(&[
-                    "ip", "-n", "ue", "xfrm", "policy", "add", "src", &s, "dst", &d, "proto", proto,
-                    "sport", &sp, "dport", &dp, "dir", dir, "tmpl", "src", &ts, "dst", &td, "proto", "esp",
-                    "mode", "transport",
+                    "ip",
+                    "-n",
+                    "ue",
+                    "xfrm",
+                    "policy",
+                    "add",
+                    "src",
+                    &s,
+                    "dst",
+                    &d,
+                    "proto",
+                    proto,
+                    "sport",
+                    &sp,
+                    "dport",
+                    &dp,
+                    "dir",
+                    dir,
+                    "tmpl",
+                    "src",
+                    &ts,
+                    "dst",
+                    &td,
+                    "proto",
+                    "esp",
+                    "mode",
+                    "transport",
                 ]);
             }
         }
@@ -245,12 +324,20 @@ mod inner {
             } else if t == "lifetime current:" {
                 if let (Some(c), Some(n)) = (cur.as_mut(), lines.next()) {
                     // "  13(bytes), 1(packets)"
-                    let pk = n.split(',').nth(1).and_then(|p| p.trim().strip_suffix("(packets)")).and_then(|p| p.parse().ok());
+                    let pk = n
+                        .split(',')
+                        .nth(1)
+                        .and_then(|p| p.trim().strip_suffix("(packets)"))
+                        .and_then(|p| p.parse().ok());
                     c.1 = pk.unwrap_or(0);
                 }
             } else if t.starts_with("replay-window") && t.contains(" failed ") {
                 if let Some(c) = cur.as_mut() {
-                    c.2 = t.rsplit(' ').next().and_then(|v| v.parse().ok()).unwrap_or(0);
+                    c.2 = t
+                        .rsplit(' ')
+                        .next()
+                        .and_then(|v| v.parse().ok())
+                        .unwrap_or(0);
                 }
             }
         }
@@ -270,7 +357,9 @@ mod inner {
         let msg = format!("datagram {what}");
         from.send_to(msg.as_bytes(), to_addr).unwrap();
         let mut buf = [0u8; 256];
-        let (n, src) = to.recv_from(&mut buf).unwrap_or_else(|e| panic!("{what}: not delivered through ESP: {e}"));
+        let (n, src) = to
+            .recv_from(&mut buf)
+            .unwrap_or_else(|e| panic!("{what}: not delivered through ESP: {e}"));
         assert_eq!(&buf[..n], msg.as_bytes(), "{what}");
         assert_eq!(src, from.local_addr().unwrap(), "{what}: source");
     }
@@ -286,57 +375,125 @@ mod inner {
     fn udp_case(c: Case) -> String {
         let plan = plan(&c);
         let e = ends(&c);
-        pcscf_store(async |s| s.install(&plan).await).unwrap_or_else(|err| panic!("{}: install: {err}", c.pair));
+        pcscf_store(async |s| s.install(&plan).await)
+            .unwrap_or_else(|err| panic!("{}: install: {err}", c.pair));
         ue_install(&c);
         let at = SocketAddr::new;
-        let (ue_c, ue_s) = (udp("ue", at(e.ue.addr, e.ue.port_c)), udp("ue", at(e.ue.addr, e.ue.port_s)));
-        let (p_c, p_s) = (udp("pcscf", at(e.p.addr, e.p.port_c)), udp("pcscf", at(e.p.addr, e.p.port_s)));
-        expect_datagram(&ue_c, &p_s, at(e.p.addr, e.p.port_s), "SA1 UE port-c -> P port-s");
-        expect_datagram(&p_c, &ue_s, at(e.ue.addr, e.ue.port_s), "SA2 P port-c -> UE port-s");
-        expect_datagram(&p_s, &ue_c, at(e.ue.addr, e.ue.port_c), "SA3 P port-s -> UE port-c");
-        expect_datagram(&ue_s, &p_c, at(e.p.addr, e.p.port_c), "SA4 UE port-s -> P port-c");
+        let (ue_c, ue_s) = (
+            udp("ue", at(e.ue.addr, e.ue.port_c)),
+            udp("ue", at(e.ue.addr, e.ue.port_s)),
+        );
+        let (p_c, p_s) = (
+            udp("pcscf", at(e.p.addr, e.p.port_c)),
+            udp("pcscf", at(e.p.addr, e.p.port_s)),
+        );
+        expect_datagram(
+            &ue_c,
+            &p_s,
+            at(e.p.addr, e.p.port_s),
+            "SA1 UE port-c -> P port-s",
+        );
+        expect_datagram(
+            &p_c,
+            &ue_s,
+            at(e.ue.addr, e.ue.port_s),
+            "SA2 P port-c -> UE port-s",
+        );
+        expect_datagram(
+            &p_s,
+            &ue_c,
+            at(e.ue.addr, e.ue.port_c),
+            "SA3 P port-s -> UE port-c",
+        );
+        expect_datagram(
+            &ue_s,
+            &p_c,
+            at(e.p.addr, e.p.port_c),
+            "SA4 UE port-s -> P port-c",
+        );
 
         // Counters on both sides: every SA carried a packet.
         let owned = pcscf_store(async |s| s.list_owned().await).expect("list_owned");
         assert_eq!(owned.sas.len(), 4, "{}", c.pair);
         assert_eq!(owned.policies.len(), plan.policies.len(), "{}", c.pair);
         for sa in &owned.sas {
-            assert!(sa.packets >= 1, "{}: P-CSCF SA spi {:#x} carried nothing", c.pair, sa.spi);
+            assert!(
+                sa.packets >= 1,
+                "{}: P-CSCF SA spi {:#x} carried nothing",
+                c.pair,
+                sa.spi
+            );
             assert_eq!(sa.integrity_failed, 0);
         }
         let ue_counters = ip_counters("ue");
         assert_eq!(ue_counters.len(), 4);
         for (spi, packets, _) in &ue_counters {
-            assert!(*packets >= 1, "{}: UE SA spi {spi:#x} carried nothing", c.pair);
+            assert!(
+                *packets >= 1,
+                "{}: UE SA spi {spi:#x} carried nothing",
+                c.pair
+            );
         }
         let p_counters = ip_counters("pcscf");
-        assert!(p_counters.iter().all(|(_, p, _)| *p >= 1), "ip -s xfrm state at P: {p_counters:?}");
+        assert!(
+            p_counters.iter().all(|(_, p, _)| *p >= 1),
+            "ip -s xfrm state at P: {p_counters:?}"
+        );
 
         // Wrong IK at the UE for SA1: nothing arrives, the P-CSCF counts the failure.
         let sa1 = ue_sas(&e)[0];
         let spi1 = format!("0x{:08x}", sa1.2);
         let (s1, d1) = (sa1.0.ip().to_string(), sa1.1.ip().to_string());
-        sh(&["ip", "-n", "ue", "xfrm", "state", "delete", "src", &s1, "dst", &d1, "proto", "esp", "spi", &spi1]);
+        sh(&[
+            "ip", "-n", "ue", "xfrm", "state", "delete", "src", &s1, "dst", &d1, "proto", "esp",
+            "spi", &spi1,
+        ]);
         ue_add_state(c.pair, sa1.0, sa1.1, sa1.2, WRONG_IK_HEX);
-        p_s.set_read_timeout(Some(Duration::from_millis(700))).unwrap();
+        p_s.set_read_timeout(Some(Duration::from_millis(700)))
+            .unwrap();
         // The re-added SA restarts at sequence number 1, which the P-CSCF's replay
         // window has seen: send a few so later ones reach the ICV check.
         for _ in 0..3 {
             ue_c.send_to(b"forged", at(e.p.addr, e.p.port_s)).unwrap();
         }
         let mut buf = [0u8; 64];
-        assert!(p_s.recv_from(&mut buf).is_err(), "{}: datagram with a wrong IK was delivered", c.pair);
+        assert!(
+            p_s.recv_from(&mut buf).is_err(),
+            "{}: datagram with a wrong IK was delivered",
+            c.pair
+        );
         let owned = pcscf_store(async |s| s.list_owned().await).expect("list_owned");
-        let failed: u32 = owned.sas.iter().filter(|s| s.spi == e.p.spi_s).map(|s| s.integrity_failed).sum();
-        assert!(failed >= 1, "{}: P-CSCF SA1 shows no integrity failure", c.pair);
-        let ip_failed: u64 = ip_counters("pcscf").iter().filter(|x| x.0 == e.p.spi_s).map(|x| x.2).sum();
-        assert!(ip_failed >= 1, "{}: ip -s xfrm state shows no failure on SA1", c.pair);
+        let failed: u32 = owned
+            .sas
+            .iter()
+            .filter(|s| s.spi == e.p.spi_s)
+            .map(|s| s.integrity_failed)
+            .sum();
+        assert!(
+            failed >= 1,
+            "{}: P-CSCF SA1 shows no integrity failure",
+            c.pair
+        );
+        let ip_failed: u64 = ip_counters("pcscf")
+            .iter()
+            .filter(|x| x.0 == e.p.spi_s)
+            .map(|x| x.2)
+            .sum();
+        assert!(
+            ip_failed >= 1,
+            "{}: ip -s xfrm state shows no failure on SA1",
+            c.pair
+        );
 
         // Removal by the crate leaves nothing behind at the P-CSCF.
         pcscf_store(async |s| s.remove(&plan.id()).await).expect("remove");
         state_and_policy_empty("pcscf");
         ue_flush();
-        let pk: Vec<String> = owned.sas.iter().map(|s| format!("{:#x}:{}", s.spi, s.packets)).collect();
+        let pk: Vec<String> = owned
+            .sas
+            .iter()
+            .map(|s| format!("{:#x}:{}", s.spi, s.packets))
+            .collect();
         format!(
             "{:<28} {} policies={:?} P-CSCF spi:packets {} | UE {:?} | wrong-IK integrity_failed={failed} -> removed, state/policy empty",
             c.pair.to_string(),
@@ -350,7 +507,12 @@ mod inner {
     fn tcp_connect(ns: &str, from: SocketAddr, to: SocketAddr) -> std::net::TcpStream {
         in_netns(ns, || {
             block_on(async {
-                let sock = if from.is_ipv4() { tokio::net::TcpSocket::new_v4() } else { tokio::net::TcpSocket::new_v6() }.unwrap();
+                let sock = if from.is_ipv4() {
+                    tokio::net::TcpSocket::new_v4()
+                } else {
+                    tokio::net::TcpSocket::new_v6()
+                }
+                .unwrap();
                 sock.set_reuseaddr(true).unwrap();
                 sock.bind(from).unwrap();
                 let s = tokio::time::timeout(Duration::from_secs(5), sock.connect(to))
@@ -370,7 +532,8 @@ mod inner {
             y.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
             x.write_all(m.as_bytes()).unwrap();
             let mut buf = [0u8; 4];
-            y.read_exact(&mut buf).unwrap_or_else(|e| panic!("{what}: {m} not delivered: {e}"));
+            y.read_exact(&mut buf)
+                .unwrap_or_else(|e| panic!("{what}: {m} not delivered: {e}"));
             assert_eq!(&buf, m.as_bytes());
         }
     }
@@ -383,26 +546,47 @@ mod inner {
         ue_install(&c);
         let at = SocketAddr::new;
         // UE port-c -> P port-s (SA1 / SA3), like a REGISTER over TCP.
-        let l_p = in_netns("pcscf", || TcpListener::bind(at(e.p.addr, e.p.port_s)).unwrap());
+        let l_p = in_netns("pcscf", || {
+            TcpListener::bind(at(e.p.addr, e.p.port_s)).unwrap()
+        });
         let ue_conn = tcp_connect("ue", at(e.ue.addr, e.ue.port_c), at(e.p.addr, e.p.port_s));
         let (p_conn, peer) = l_p.accept().unwrap();
         assert_eq!(peer, at(e.ue.addr, e.ue.port_c));
         tcp_exchange(&ue_conn, &p_conn, "TCP UE port-c <-> P port-s");
         // P port-c -> UE port-s (SA2 / SA4), like an MT request over TCP.
-        let l_ue = in_netns("ue", || TcpListener::bind(at(e.ue.addr, e.ue.port_s)).unwrap());
-        let p_conn2 = tcp_connect("pcscf", at(e.p.addr, e.p.port_c), at(e.ue.addr, e.ue.port_s));
+        let l_ue = in_netns("ue", || {
+            TcpListener::bind(at(e.ue.addr, e.ue.port_s)).unwrap()
+        });
+        let p_conn2 = tcp_connect(
+            "pcscf",
+            at(e.p.addr, e.p.port_c),
+            at(e.ue.addr, e.ue.port_s),
+        );
         let (ue_conn2, _) = l_ue.accept().unwrap();
         tcp_exchange(&p_conn2, &ue_conn2, "TCP P port-c <-> UE port-s");
         let owned = pcscf_store(async |s| s.list_owned().await).expect("list");
         for sa in &owned.sas {
-            assert!(sa.packets >= 3, "TCP: SA {:#x} carried only {} packets", sa.spi, sa.packets);
+            assert!(
+                sa.packets >= 3,
+                "TCP: SA {:#x} carried only {} packets",
+                sa.spi,
+                sa.packets
+            );
         }
         drop((ue_conn, p_conn, p_conn2, ue_conn2));
         pcscf_store(async |s| s.remove(&plan.id()).await).expect("remove");
         state_and_policy_empty("pcscf");
         ue_flush();
-        let pk: Vec<String> = owned.sas.iter().map(|s| format!("{:#x}:{}", s.spi, s.packets)).collect();
-        format!("{:<28} TCP both directions, P-CSCF spi:packets {} -> removed", c.pair.to_string(), pk.join(" "))
+        let pk: Vec<String> = owned
+            .sas
+            .iter()
+            .map(|s| format!("{:#x}:{}", s.spi, s.packets))
+            .collect();
+        format!(
+            "{:<28} TCP both directions, P-CSCF spi:packets {} -> removed",
+            c.pair.to_string(),
+            pk.join(" ")
+        )
     }
 
     /// The kernel refuses SA3 (its SPI is taken): nothing of the set stays.
@@ -410,20 +594,53 @@ mod inner {
         let plan = plan(&c);
         let e = ends(&c);
         let sa3 = plan.sas[2];
-        let (s, d, spi) = (sa3.src.ip().to_string(), sa3.dst.ip().to_string(), format!("0x{:08x}", sa3.spi));
+        let (s, d, spi) = (
+            sa3.src.ip().to_string(),
+            sa3.dst.ip().to_string(),
+            format!("0x{:08x}", sa3.spi),
+        );
         sh(&[
-            "ip", "-n", "pcscf", "xfrm", "state", "add", "src", &s, "dst", &d, "proto", "esp", "spi", &spi,
-            "reqid", "7", "mode", "transport", "auth-trunc", "hmac(sha1)", "0x0000000000000000000000000000000000000000", "96",
-            "enc", "cbc(aes)", "0x00000000000000000000000000000000",
+            "ip",
+            "-n",
+            "pcscf",
+            "xfrm",
+            "state",
+            "add",
+            "src",
+            &s,
+            "dst",
+            &d,
+            "proto",
+            "esp",
+            "spi",
+            &spi,
+            "reqid",
+            "7",
+            "mode",
+            "transport",
+            "auth-trunc",
+            "hmac(sha1)",
+            "0x0000000000000000000000000000000000000000",
+            "96",
+            "enc",
+            "cbc(aes)",
+            "0x00000000000000000000000000000000",
         ]);
-        let err = pcscf_store(async |st| st.install(&plan).await).expect_err("install must fail on SA3");
+        let err =
+            pcscf_store(async |st| st.install(&plan).await).expect_err("install must fail on SA3");
         let msg = err.to_string();
         assert!(msg.contains("SA3 P-CSCF port-s -> UE port-c"), "{msg}");
         assert!(msg.contains("already exists"), "{msg}");
         assert_eq!(err.errno(), Some(17));
         let states = sh(&["ip", "-n", "pcscf", "xfrm", "state"]);
-        assert_eq!(states.matches("\nsrc ").count() + usize::from(states.starts_with("src ")), 1, "only the foreign SA may remain:\n{states}");
-        assert!(sh(&["ip", "-n", "pcscf", "xfrm", "policy"]).trim().is_empty());
+        assert_eq!(
+            states.matches("\nsrc ").count() + usize::from(states.starts_with("src ")),
+            1,
+            "only the foreign SA may remain:\n{states}"
+        );
+        assert!(sh(&["ip", "-n", "pcscf", "xfrm", "policy"])
+            .trim()
+            .is_empty());
 
         // Ownership: our set installed beside the foreign SA; flush_owned removes ours only.
         let mut other = c;
@@ -434,8 +651,14 @@ mod inner {
         assert_eq!(flushed.sas.len(), 4);
         assert_eq!(flushed.policies.len(), plan2.policies.len());
         let states = sh(&["ip", "-n", "pcscf", "xfrm", "state"]);
-        assert!(states.contains(&format!("spi {spi}")), "foreign SA must survive:\n{states}");
-        assert!(pcscf_store(async |st| st.list_owned().await).unwrap().sas.is_empty());
+        assert!(
+            states.contains(&format!("spi {spi}")),
+            "foreign SA must survive:\n{states}"
+        );
+        assert!(pcscf_store(async |st| st.list_owned().await)
+            .unwrap()
+            .sas
+            .is_empty());
         sh(&["ip", "-n", "pcscf", "xfrm", "state", "flush"]);
         let _ = e;
         format!("all-or-nothing: refused at SA3 ({msg}); rollback left only the foreign SA; flush_owned removed {} SAs and kept the foreign one", flushed.sas.len())
@@ -443,33 +666,122 @@ mod inner {
 
     pub fn run() {
         let t0 = std::time::Instant::now();
-        sh(&[super::uml_dir().join("netns.sh").to_str().unwrap(), "up"]);
+        ims_ipsec::uml::netns_up().expect("netns up");
+        let probe = pcscf_store(async |s| s.probe().await);
+        println!("  kernel probe: {probe:?}");
+        assert_eq!(probe.support, ims_ipsec::KernelSupport::all(), "{probe:?}");
+        assert!(probe.problems.is_empty() || !probe.ipv6, "{probe:?}");
         let mut report = Vec::new();
         let mut base = 0x1000;
         for alg in IntegrityAlg::ALL {
             for ealg in EncryptionAlg::ALL {
                 let pair = AlgPair::new(alg, ealg);
                 // Alternate the policy layout so both are proven.
-                let policies = if ealg == EncryptionAlg::AesCbc { PolicyProtocols::UdpAndTcp } else { PolicyProtocols::Any };
-                report.push(udp_case(Case { pair, v6: false, policies, spi_base: base }));
+                let policies = if ealg == EncryptionAlg::AesCbc {
+                    PolicyProtocols::UdpAndTcp
+                } else {
+                    PolicyProtocols::Any
+                };
+                report.push(udp_case(Case {
+                    pair,
+                    v6: false,
+                    policies,
+                    spi_base: base,
+                }));
                 base += 0x10;
             }
         }
         let sha_aes = AlgPair::new(IntegrityAlg::HmacSha1_96, EncryptionAlg::AesCbc);
-        report.push(tcp_case(Case { pair: sha_aes, v6: false, policies: PolicyProtocols::Any, spi_base: 0x2000 }));
+        report.push(tcp_case(Case {
+            pair: sha_aes,
+            v6: false,
+            policies: PolicyProtocols::Any,
+            spi_base: 0x2000,
+        }));
         if std::path::Path::new("/sys/module/esp6").exists() {
             let md5_3des = AlgPair::new(IntegrityAlg::HmacMd5_96, EncryptionAlg::DesEde3Cbc);
-            report.push(udp_case(Case { pair: md5_3des, v6: true, policies: PolicyProtocols::Any, spi_base: 0x3000 }));
-            report.push(tcp_case(Case { pair: sha_aes, v6: true, policies: PolicyProtocols::Any, spi_base: 0x3100 }));
+            report.push(udp_case(Case {
+                pair: md5_3des,
+                v6: true,
+                policies: PolicyProtocols::Any,
+                spi_base: 0x3000,
+            }));
+            report.push(tcp_case(Case {
+                pair: sha_aes,
+                v6: true,
+                policies: PolicyProtocols::Any,
+                spi_base: 0x3100,
+            }));
         } else {
             report.push("IPv6: skipped, the UML kernel has no esp6 module loaded".into());
         }
-        report.push(all_or_nothing_case(Case { pair: sha_aes, v6: false, policies: PolicyProtocols::Any, spi_base: 0x4000 }));
-        sh(&[super::uml_dir().join("netns.sh").to_str().unwrap(), "down"]);
+        report.push(all_or_nothing_case(Case {
+            pair: sha_aes,
+            v6: false,
+            policies: PolicyProtocols::Any,
+            spi_base: 0x4000,
+        }));
+        ims_ipsec::uml::netns_down().expect("netns down");
         for line in &report {
             println!("  {line}");
         }
         println!("inner run took {:.1}s", t0.elapsed().as_secs_f64());
-        println!("UML-ESP-PROOF: ALL OK");
+        println!("UML-PROOF: ALL OK");
+    }
+
+    fn modprobe(m: &str) {
+        sh(&["modprobe", "-d", "/run/uml-mods", m]);
+    }
+
+    /// Inside UML booted with only xfrm_algo, xfrm_user and veth.
+    pub fn no_modules() {
+        ims_ipsec::uml::netns_up().expect("netns up");
+        let sha_aes = AlgPair::new(IntegrityAlg::HmacSha1_96, EncryptionAlg::AesCbc);
+        let case = Case {
+            pair: sha_aes,
+            v6: false,
+            policies: PolicyProtocols::Any,
+            spi_base: 0x1000,
+        };
+        let plan = plan(&case);
+        let mut seen = Vec::new();
+        for step in [
+            "no crypto modules",
+            "after modprobe hmac",
+            "after modprobe esp4 cbc",
+        ] {
+            match step {
+                "after modprobe hmac" => modprobe("hmac"),
+                "after modprobe esp4 cbc" => {
+                    modprobe("esp4");
+                    modprobe("cbc");
+                }
+                _ => {}
+            }
+            let probe = pcscf_store(async |s| s.probe().await);
+            let err = pcscf_store(async |s| s.install(&plan).await).expect_err("install must fail");
+            let msg = err.to_string();
+            println!("  {step}: install -> {msg}");
+            println!("  {step}: probe -> {:?}", probe.support);
+            assert!(msg.contains("SA1 UE port-c -> P-CSCF port-s"), "{msg}");
+            assert!(msg.contains("spi 0x00001001"), "{msg}");
+            assert!(msg.contains("10.45.0.2:50000 -> 10.45.0.1:6100"), "{msg}");
+            assert!(err.errno().is_some(), "{msg}");
+            assert!(
+                !probe.support.encryption.contains(&EncryptionAlg::AesCbc),
+                "{probe:?}"
+            );
+            assert!(sh(&["ip", "-n", "pcscf", "xfrm", "state"])
+                .trim()
+                .is_empty());
+            seen.push((step, err.errno(), msg));
+        }
+        // Each errno got its own explanation, and each names a module to load.
+        assert!(seen[0].2.contains("hmac(sha1)"), "{}", seen[0].2);
+        for (_, _, msg) in &seen {
+            assert!(msg.contains("load module"), "{msg}");
+        }
+        ims_ipsec::uml::netns_down().expect("netns down");
+        println!("UML-PROOF: ALL OK");
     }
 }

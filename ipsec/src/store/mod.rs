@@ -21,7 +21,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 
 pub use memory::MemorySaStore;
-pub use xfrm::XfrmSaStore;
+pub use xfrm::{KernelProbe, XfrmSaStore};
 
 use crate::plan::{Direction, PlannedPolicy, PlannedSa, PolicyKey, SaKey, SaPlan, SaSetId};
 
@@ -204,10 +204,10 @@ pub(crate) fn explain_sa_errno(errno: i32, plan: &SaPlan, sa: &PlannedSa) -> Str
             sa.spi,
             sa.dst.ip()
         ),
-        38 => format!("kernel does not know algorithm {auth} or {enc}: load the crypto modules (hmac, md5, sha1, cbc, aes, des_generic, crypto_null)"),
+        38 => format!("kernel does not know algorithm {auth} or {enc}: load modules hmac, md5, sha1_generic, cbc, aes_generic, des_generic, crypto_null (whichever the kernel lacks)"),
         93 => format!("kernel lacks ESP for this address family: load module {esp}"),
         2 | 22 => format!(
-            "kernel could not set up {auth} ({} bit key) + {enc} ({} bit key): kernel lacks {auth}/{enc}/{esp}; load modules {esp}, authenc, echainiv, hmac, cbc, des_generic, aes, and for CBC sha512_generic, jitterentropy_rng, drbg",
+            "kernel could not set up {auth} ({} bit key) + {enc} ({} bit key): kernel lacks {auth}/{enc}/{esp}; load modules {esp}, authenc, echainiv, hmac, cbc, des_generic, aes_generic, and for CBC sha512_generic, jitterentropy_rng, drbg",
             plan.keys.auth.bits(),
             plan.keys.enc.bits()
         ),

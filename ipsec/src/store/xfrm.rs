@@ -13,7 +13,7 @@
 //! Note: `xfrmnetlink` copies key bytes into its request buffers, which are not
 //! zeroized; the plan's own copies are.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use futures::TryStreamExt;
 use netlink_packet_xfrm::constants::{
@@ -26,7 +26,13 @@ use super::{
     remove_all, sock, InstalledPolicy, InstalledSa, Item, OwnedState, Primitive, SaStore,
     StoreError, StoreFuture,
 };
-use crate::plan::{Direction, PlannedPolicy, PlannedSa, PolicyKey, SaKey, SaPlan, SaSetId};
+use crate::alg::{AlgPair, EncryptionAlg, IntegrityAlg};
+use crate::keys::{Ck, Ik};
+use crate::negotiate::KernelSupport;
+use crate::plan::{
+    plan_sa_set, Direction, PlanOptions, PlannedPolicy, PlannedSa, PolicyKey, SaKey, SaPlan,
+    SaSetId, SecEndpoint, Side,
+};
 
 /// XFRM netlink store owning `reqid`.
 pub struct XfrmSaStore {
@@ -165,6 +171,118 @@ impl XfrmSaStore {
             });
         }
         Ok(out)
+    }
+}
+
+/// What [`XfrmSaStore::probe`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KernelProbe {
+    /// Algorithms an SA could be installed with (for [`crate::negotiate::choose_offer`]).
+    pub support: KernelSupport,
+    /// Whether an IPv6 ESP SA could be installed (esp6).
+    pub ipv6: bool,
+    /// Each failure, explained (which algorithm or family, and the module hint).
+    pub problems: Vec<String>,
+}
+
+impl XfrmSaStore {
+    /// Finds out which algorithms the kernel can run by installing and at once
+    /// removing a throw-away SA per algorithm (TEST-NET addresses 192.0.2.1/.2 and
+    /// 2001:db8::1/2, SPIs 0xfffffff0 and up, this store's reqid). Run it at start-up
+    /// and pass `support` to the negotiation, so a UE is never offered a choice the
+    /// kernel would refuse.
+    pub async fn probe(&self) -> KernelProbe {
+        let mut support = KernelSupport {
+            integrity: Vec::new(),
+            encryption: Vec::new(),
+        };
+        let mut problems = Vec::new();
+        let mut spi = 0xffff_fff0u32;
+        let mut try_pair = async |pair: AlgPair, v6: bool| -> Result<(), StoreError> {
+            spi += 2;
+            let (ue, p): (IpAddr, IpAddr) = if v6 {
+                (
+                    IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 2)),
+                    IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1)),
+                )
+            } else {
+                (
+                    IpAddr::V4(Ipv4Addr::new(192, 0, 2, 2)),
+                    IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1)),
+                )
+            };
+            let ue = SecEndpoint {
+                addr: ue,
+                spi_c: spi,
+                spi_s: spi + 1,
+                port_c: 9,
+                port_s: 10,
+            };
+            let pc = SecEndpoint {
+                addr: p,
+                spi_c: spi,
+                spi_s: spi + 1,
+                port_c: 9,
+                port_s: 10,
+            };
+            let opts = PlanOptions {
+                reqid: self.reqid,
+                ..PlanOptions::default()
+            };
+            let plan = plan_sa_set(
+                Side::Pcscf,
+                &ue,
+                &pc,
+                pair,
+                &Ck::new([0x5a; 16]),
+                &Ik::new([0xa5; 16]),
+                &opts,
+            )
+            .map_err(|e| StoreError::Refused {
+                op: "probing",
+                item: Item::Store,
+                errno: None,
+                reason: e.to_string(),
+            })?;
+            let sa = plan.sas[0];
+            self.add_sa(&plan, &sa).await?;
+            self.del_sa(&SaKey {
+                src: sa.src.ip(),
+                dst: sa.dst.ip(),
+                spi: sa.spi,
+            })
+            .await?;
+            Ok(())
+        };
+        for alg in IntegrityAlg::ALL {
+            match try_pair(AlgPair::new(alg, EncryptionAlg::Null), false).await {
+                Ok(()) => support.integrity.push(alg),
+                Err(e) => problems.push(format!("{alg}: {e}")),
+            }
+        }
+        let alg = support
+            .integrity
+            .first()
+            .copied()
+            .unwrap_or(IntegrityAlg::HmacSha1_96);
+        for ealg in EncryptionAlg::ALL {
+            match try_pair(AlgPair::new(alg, ealg), false).await {
+                Ok(()) => support.encryption.push(ealg),
+                Err(e) => problems.push(format!("{ealg}: {e}")),
+            }
+        }
+        let ipv6 = match try_pair(AlgPair::new(alg, EncryptionAlg::Null), true).await {
+            Ok(()) => true,
+            Err(e) => {
+                problems.push(format!("IPv6: {e}"));
+                false
+            }
+        };
+        KernelProbe {
+            support,
+            ipv6,
+            problems,
+        }
     }
 }
 
