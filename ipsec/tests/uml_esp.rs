@@ -208,102 +208,78 @@ mod inner {
         ]
     }
 
-    fn ue_add_state(pair: AlgPair, src: SocketAddr, dst: SocketAddr, spi: u32, ik_hex: &str) {
-        let (an, ak, en, ek) = ue_keys(pair, ik_hex);
-        let (s, d, sp, dp, spi) = (
-            src.ip().to_string(),
-            dst.ip().to_string(),
-            src.port().to_string(),
-            dst.port().to_string(),
-            format!("0x{spi:08x}"),
+    /// Runs iproute2 commands in one process (`ip -n NS -batch -`): each `ip` start
+    /// costs most of a second inside UML.
+    fn ip_batch(ns: &str, cmds: &[String]) -> String {
+        use std::io::Write;
+        let mut child = std::process::Command::new("ip")
+            .args(["-n", ns, "-batch", "-"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("ip");
+        let mut stdin = child.stdin.take().expect("stdin");
+        stdin.write_all(cmds.join("\n").as_bytes()).expect("write");
+        drop(stdin);
+        let out = child.wait_with_output().expect("ip batch");
+        assert!(
+            out.status.success(),
+            "ip -n {ns} -batch failed: {}\ncommands:\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            cmds.join("\n")
         );
-        sh(&[
-            "ip",
-            "-n",
-            "ue",
-            "xfrm",
-            "state",
-            "add",
-            "src",
-            &s,
-            "dst",
-            &d,
-            "proto",
-            "esp",
-            "spi",
-            &spi,
-            "mode",
-            "transport",
-            "replay-window",
-            "32",
-            "auth-trunc",
-            an,
-            &ak,
-            "96",
-            "enc",
-            en,
-            &ek,
-            "sel",
-            "src",
-            &s,
-            "dst",
-            &d,
-            "sport",
-            &sp,
-            "dport",
-            &dp,
-        ]);
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn ue_state_cmd(
+        pair: AlgPair,
+        src: SocketAddr,
+        dst: SocketAddr,
+        spi: u32,
+        ik_hex: &str,
+    ) -> String {
+        let (an, ak, en, ek) = ue_keys(pair, ik_hex);
+        format!(
+            "xfrm state add src {} dst {} proto esp spi 0x{spi:08x} mode transport replay-window 32 \
+             auth-trunc \"{an}\" {ak} 96 enc \"{en}\" \"{ek}\" sel src {} dst {} sport {} dport {}",
+            src.ip(),
+            dst.ip(),
+            src.ip(),
+            dst.ip(),
+            src.port(),
+            dst.port()
+        )
     }
 
     /// UE side with iproute2: states plus one UDP and one TCP policy per SA.
     fn ue_install(c: &Case) {
         let e = ends(c);
+        let plen = if c.v6 { 128 } else { 32 };
+        let mut cmds = Vec::new();
         for (src, dst, spi, dir) in ue_sas(&e) {
-            ue_add_state(c.pair, src, dst, spi, IK_HEX);
-            let plen = if c.v6 { "128" } else { "32" };
-            let (s, d) = (
-                format!("{}/{plen}", src.ip()),
-                format!("{}/{plen}", dst.ip()),
-            );
-            let (ts, td) = (src.ip().to_string(), dst.ip().to_string());
-            let (sp, dp) = (src.port().to_string(), dst.port().to_string());
+            cmds.push(ue_state_cmd(c.pair, src, dst, spi, IK_HEX));
             for proto in ["udp", "tcp"] {
-                sh(&[
-                    "ip",
-                    "-n",
-                    "ue",
-                    "xfrm",
-                    "policy",
-                    "add",
-                    "src",
-                    &s,
-                    "dst",
-                    &d,
-                    "proto",
-                    proto,
-                    "sport",
-                    &sp,
-                    "dport",
-                    &dp,
-                    "dir",
-                    dir,
-                    "tmpl",
-                    "src",
-                    &ts,
-                    "dst",
-                    &td,
-                    "proto",
-                    "esp",
-                    "mode",
-                    "transport",
-                ]);
+                cmds.push(format!(
+                    "xfrm policy add src {}/{plen} dst {}/{plen} proto {proto} sport {} dport {} dir {dir} \
+                     tmpl src {} dst {} proto esp mode transport",
+                    src.ip(),
+                    dst.ip(),
+                    src.port(),
+                    dst.port(),
+                    src.ip(),
+                    dst.ip()
+                ));
             }
         }
+        ip_batch("ue", &cmds);
     }
 
     fn ue_flush() {
-        sh(&["ip", "-n", "ue", "xfrm", "state", "flush"]);
-        sh(&["ip", "-n", "ue", "xfrm", "policy", "flush"]);
+        ip_batch(
+            "ue",
+            &["xfrm state flush".into(), "xfrm policy flush".into()],
+        );
     }
 
     /// (spi, packets, integrity failures) per SA from `ip -s xfrm state`.
@@ -365,10 +341,11 @@ mod inner {
     }
 
     fn state_and_policy_empty(ns: &str) {
-        let st = sh(&["ip", "-n", ns, "xfrm", "state"]);
-        let po = sh(&["ip", "-n", ns, "xfrm", "policy"]);
-        assert!(st.trim().is_empty(), "{ns}: xfrm state not empty:\n{st}");
-        assert!(po.trim().is_empty(), "{ns}: xfrm policy not empty:\n{po}");
+        let out = ip_batch(ns, &["xfrm state list".into(), "xfrm policy list".into()]);
+        assert!(
+            out.trim().is_empty(),
+            "{ns}: xfrm state/policy not empty:\n{out}"
+        );
     }
 
     /// One algorithm pair over UDP: install, four flows, counters, wrong key, removal.
@@ -442,13 +419,18 @@ mod inner {
 
         // Wrong IK at the UE for SA1: nothing arrives, the P-CSCF counts the failure.
         let sa1 = ue_sas(&e)[0];
-        let spi1 = format!("0x{:08x}", sa1.2);
-        let (s1, d1) = (sa1.0.ip().to_string(), sa1.1.ip().to_string());
-        sh(&[
-            "ip", "-n", "ue", "xfrm", "state", "delete", "src", &s1, "dst", &d1, "proto", "esp",
-            "spi", &spi1,
-        ]);
-        ue_add_state(c.pair, sa1.0, sa1.1, sa1.2, WRONG_IK_HEX);
+        ip_batch(
+            "ue",
+            &[
+                format!(
+                    "xfrm state delete src {} dst {} proto esp spi 0x{:08x}",
+                    sa1.0.ip(),
+                    sa1.1.ip(),
+                    sa1.2
+                ),
+                ue_state_cmd(c.pair, sa1.0, sa1.1, sa1.2, WRONG_IK_HEX),
+            ],
+        );
         p_s.set_read_timeout(Some(Duration::from_millis(700)))
             .unwrap();
         // The re-added SA restarts at sequence number 1, which the P-CSCF's replay
@@ -589,43 +571,90 @@ mod inner {
         )
     }
 
+    /// Both sides planned and installed by the crate (what the UE simulator does):
+    /// the UE side in the `ue` netns with its own reqid.
+    fn crate_both_sides_case(c: Case) -> String {
+        let p_plan = plan(&c);
+        let e = ends(&c);
+        let ue_opts = PlanOptions {
+            reqid: ims_ipsec::plan::DEFAULT_UE_REQID,
+            policy_protocols: c.policies,
+            ..PlanOptions::default()
+        };
+        let ue_plan = plan_sa_set(
+            Side::Ue,
+            &e.ue,
+            &e.p,
+            c.pair,
+            &Ck::from_hex(CK_HEX).unwrap(),
+            &Ik::from_hex(IK_HEX).unwrap(),
+            &ue_opts,
+        )
+        .unwrap();
+        pcscf_store(async |s| s.install(&p_plan).await).expect("install P-CSCF side");
+        in_netns("ue", || {
+            block_on(async {
+                let s = XfrmSaStore::connect(ims_ipsec::plan::DEFAULT_UE_REQID).unwrap();
+                s.install(&ue_plan).await
+            })
+        })
+        .expect("install UE side");
+        let at = SocketAddr::new;
+        let (ue_c, ue_s) = (
+            udp("ue", at(e.ue.addr, e.ue.port_c)),
+            udp("ue", at(e.ue.addr, e.ue.port_s)),
+        );
+        let (p_c, p_s) = (
+            udp("pcscf", at(e.p.addr, e.p.port_c)),
+            udp("pcscf", at(e.p.addr, e.p.port_s)),
+        );
+        expect_datagram(&ue_c, &p_s, at(e.p.addr, e.p.port_s), "SA1");
+        expect_datagram(&p_c, &ue_s, at(e.ue.addr, e.ue.port_s), "SA2");
+        expect_datagram(&p_s, &ue_c, at(e.ue.addr, e.ue.port_c), "SA3");
+        expect_datagram(&ue_s, &p_c, at(e.p.addr, e.p.port_c), "SA4");
+        let ue_counts = ip_counters("ue");
+        assert!(
+            ue_counts.len() == 4 && ue_counts.iter().all(|x| x.1 >= 1),
+            "{ue_counts:?}"
+        );
+        pcscf_store(async |s| s.remove(&p_plan.id()).await).expect("remove P");
+        in_netns("ue", || {
+            block_on(async {
+                XfrmSaStore::connect(ims_ipsec::plan::DEFAULT_UE_REQID)
+                    .unwrap()
+                    .flush_owned()
+                    .await
+            })
+        })
+        .expect("flush UE");
+        state_and_policy_empty("pcscf");
+        state_and_policy_empty("ue");
+        format!(
+            "{:<28} crate on both sides (UE plan, reqid {:#x}): 4 flows, UE counters {:?}",
+            c.pair.to_string(),
+            ims_ipsec::plan::DEFAULT_UE_REQID,
+            ue_counts.iter().map(|x| x.1).collect::<Vec<_>>()
+        )
+    }
+
     /// The kernel refuses SA3 (its SPI is taken): nothing of the set stays.
     fn all_or_nothing_case(c: Case) -> String {
         let plan = plan(&c);
-        let e = ends(&c);
         let sa3 = plan.sas[2];
         let (s, d, spi) = (
             sa3.src.ip().to_string(),
             sa3.dst.ip().to_string(),
             format!("0x{:08x}", sa3.spi),
         );
-        sh(&[
-            "ip",
-            "-n",
+        ip_batch(
             "pcscf",
-            "xfrm",
-            "state",
-            "add",
-            "src",
-            &s,
-            "dst",
-            &d,
-            "proto",
-            "esp",
-            "spi",
-            &spi,
-            "reqid",
-            "7",
-            "mode",
-            "transport",
-            "auth-trunc",
-            "hmac(sha1)",
-            "0x0000000000000000000000000000000000000000",
-            "96",
-            "enc",
-            "cbc(aes)",
-            "0x00000000000000000000000000000000",
-        ]);
+            &[format!(
+                "xfrm state add src {s} dst {d} proto esp spi {spi} reqid 7 mode transport \
+                 auth-trunc \"hmac(sha1)\" 0x{} 96 enc \"cbc(aes)\" 0x{}",
+                "00".repeat(20),
+                "00".repeat(16)
+            )],
+        );
         let err =
             pcscf_store(async |st| st.install(&plan).await).expect_err("install must fail on SA3");
         let msg = err.to_string();
@@ -660,7 +689,6 @@ mod inner {
             .sas
             .is_empty());
         sh(&["ip", "-n", "pcscf", "xfrm", "state", "flush"]);
-        let _ = e;
         format!("all-or-nothing: refused at SA3 ({msg}); rollback left only the foreign SA; flush_owned removed {} SAs and kept the foreign one", flushed.sas.len())
     }
 
@@ -671,7 +699,14 @@ mod inner {
         println!("  kernel probe: {probe:?}");
         assert_eq!(probe.support, ims_ipsec::KernelSupport::all(), "{probe:?}");
         assert!(probe.problems.is_empty() || !probe.ipv6, "{probe:?}");
-        let mut report = Vec::new();
+        let mut report: Vec<String> = Vec::new();
+        let mut last = std::time::Instant::now();
+        let mut timed = |line: String| {
+            let now = std::time::Instant::now();
+            let l = format!("[{:>4.1}s] {line}", (now - last).as_secs_f64());
+            last = now;
+            l
+        };
         let mut base = 0x1000;
         for alg in IntegrityAlg::ALL {
             for ealg in EncryptionAlg::ALL {
@@ -682,47 +717,55 @@ mod inner {
                 } else {
                     PolicyProtocols::Any
                 };
-                report.push(udp_case(Case {
+                report.push(timed(udp_case(Case {
                     pair,
                     v6: false,
                     policies,
                     spi_base: base,
-                }));
+                })));
                 base += 0x10;
             }
         }
         let sha_aes = AlgPair::new(IntegrityAlg::HmacSha1_96, EncryptionAlg::AesCbc);
-        report.push(tcp_case(Case {
+        report.push(timed(tcp_case(Case {
             pair: sha_aes,
             v6: false,
             policies: PolicyProtocols::Any,
             spi_base: 0x2000,
-        }));
+        })));
         if std::path::Path::new("/sys/module/esp6").exists() {
             let md5_3des = AlgPair::new(IntegrityAlg::HmacMd5_96, EncryptionAlg::DesEde3Cbc);
-            report.push(udp_case(Case {
+            report.push(timed(udp_case(Case {
                 pair: md5_3des,
                 v6: true,
                 policies: PolicyProtocols::Any,
                 spi_base: 0x3000,
-            }));
-            report.push(tcp_case(Case {
+            })));
+            report.push(timed(tcp_case(Case {
                 pair: sha_aes,
                 v6: true,
                 policies: PolicyProtocols::Any,
                 spi_base: 0x3100,
-            }));
+            })));
         } else {
             report.push("IPv6: skipped, the UML kernel has no esp6 module loaded".into());
         }
-        report.push(all_or_nothing_case(Case {
+        let md5_aes = AlgPair::new(IntegrityAlg::HmacMd5_96, EncryptionAlg::AesCbc);
+        report.push(timed(crate_both_sides_case(Case {
+            pair: md5_aes,
+            v6: false,
+            policies: PolicyProtocols::UdpAndTcp,
+            spi_base: 0x5000,
+        })));
+        report.push(timed(all_or_nothing_case(Case {
             pair: sha_aes,
             v6: false,
             policies: PolicyProtocols::Any,
             spi_base: 0x4000,
-        }));
+        })));
         ims_ipsec::uml::netns_down().expect("netns down");
         for line in &report {
+            // Each line is one case.
             println!("  {line}");
         }
         println!("inner run took {:.1}s", t0.elapsed().as_secs_f64());
