@@ -18,11 +18,11 @@
 //! - Every log line about a message carries its `call_id`.
 //!
 //! # Layout
-//! - [`flow`]: [`Flow`], [`Target`], [`Incoming`], [`ConnectionId`].
-//! - [`layer`]: [`TransportLayer`]. `udp`, `tcp`, `conn`, `sockets`: its parts.
-//! - [`via`]: Via stamping and the response address.
-//! - [`handler`]: [`IncomingHandler`], [`handler::channel`].
-//! - [`transaction`]: [`transaction::TransactionLayer`].
+//! - [`flow`] — [`Flow`], [`Target`], [`Incoming`], [`ConnectionId`].
+//! - [`layer`] — [`TransportLayer`]. `udp`, `tcp`, `conn`, `sockets`: its parts.
+//! - [`via`] — Via stamping and the response address.
+//! - [`handler`] — [`IncomingHandler`], [`handler::channel`].
+//! - [`transaction`] — [`transaction::TransactionLayer`].
 
 #![deny(missing_docs)]
 

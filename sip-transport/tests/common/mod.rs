@@ -21,15 +21,21 @@ pub fn local() -> SocketAddr {
 pub fn init_tracing() {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "warn".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
         )
         .with_test_writer()
         .try_init();
 }
 
 /// A transport on 127.0.0.1 (UDP + TCP on one port when possible) delivering to a channel.
-pub async fn transport_node(opts: TransportOptions) -> (TransportLayer, mpsc::Receiver<Incoming>, SocketAddr, SocketAddr) {
+pub async fn transport_node(
+    opts: TransportOptions,
+) -> (
+    TransportLayer,
+    mpsc::Receiver<Incoming>,
+    SocketAddr,
+    SocketAddr,
+) {
     init_tracing();
     let (h, rx) = channel(1024);
     let t = TransportLayer::new(opts, Arc::new(h));
@@ -39,14 +45,26 @@ pub async fn transport_node(opts: TransportOptions) -> (TransportLayer, mpsc::Re
 }
 
 /// A transaction layer on 127.0.0.1 whose upper layer is a channel.
-pub async fn tsx_node(t1_ms: u64) -> (TransactionLayer, mpsc::Receiver<Incoming>, SocketAddr, SocketAddr) {
+pub async fn tsx_node(
+    t1_ms: u64,
+) -> (
+    TransactionLayer,
+    mpsc::Receiver<Incoming>,
+    SocketAddr,
+    SocketAddr,
+) {
     tsx_node_with(t1_ms, TransactionOptions::default()).await
 }
 
 pub async fn tsx_node_with(
     t1_ms: u64,
     options: TransactionOptions,
-) -> (TransactionLayer, mpsc::Receiver<Incoming>, SocketAddr, SocketAddr) {
+) -> (
+    TransactionLayer,
+    mpsc::Receiver<Incoming>,
+    SocketAddr,
+    SocketAddr,
+) {
     init_tracing();
     let (h, rx) = channel(1024);
     let t = TransportLayer::without_handler(TransportOptions::default());
@@ -66,7 +84,13 @@ pub fn request(method: Method, transport: &str, sent_by: &str, call_id: &str) ->
     request_with_body(method, transport, sent_by, call_id, "")
 }
 
-pub fn request_with_body(method: Method, transport: &str, sent_by: &str, call_id: &str, body: &str) -> Message {
+pub fn request_with_body(
+    method: Method,
+    transport: &str,
+    sent_by: &str,
+    call_id: &str,
+    body: &str,
+) -> Message {
     let mut b = RequestBuilder::new(method.clone(), "sip:pcscf.ims.test")
         .via(transport, sent_by, &new_branch())
         .max_forwards(70)
