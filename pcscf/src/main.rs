@@ -1,0 +1,36 @@
+//! `pcscf`: the P-CSCF as its own process (TS 24.229 §5.2).
+//!
+//! `pcscf [--config pcscf.toml]`; environment overrides `IMS_PCSCF__<SECTION>__<KEY>`.
+//! A bad configuration exits with code 2 naming the file, key and reason.
+
+use std::path::PathBuf;
+
+use clap::Parser;
+use ims_pcscf::{store::RegistrationStore, Pcscf, SipSockets};
+
+/// P-CSCF of the IMS core.
+#[derive(Parser, Debug)]
+#[command(version, about)]
+struct Args {
+    /// Configuration file (TOML, see config/examples/pcscf.toml); defaults without it.
+    #[arg(short, long, env = "IMS_PCSCF_CONFIG")]
+    config: Option<PathBuf>,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let cfg = ims_config::PcscfConfig::load_or_default(args.config.as_deref(), &ims_config::ProcessEnv)
+        .unwrap_or_else(|e| ims_config::exit_on_error(e));
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&cfg.log.level));
+    tracing_subscriber::fmt().with_env_filter(filter).init();
+    let store = RegistrationStore::open(&cfg.database.url).await?;
+    let sockets = SipSockets::bind(&cfg.sip.listen).await?;
+    Pcscf::new(&cfg, store)
+        .run(sockets, async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await?;
+    Ok(())
+}

@@ -1,0 +1,143 @@
+//! Test support: a P-CSCF started in-process on loopback, a UE and a fake core (I-CSCF
+//! and registrar in one UDP socket), all speaking real SIP over UDP/TCP on 127.0.0.1.
+
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use ims_pcscf::sip::Message;
+use ims_pcscf::store::RegistrationStore;
+use ims_pcscf::{Pcscf, SipSockets};
+use tokio::net::{TcpListener, UdpSocket};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+pub struct RunningPcscf {
+    pub udp: SocketAddr,
+    pub tcp: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<()>>,
+}
+
+impl RunningPcscf {
+    pub async fn stop(mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        if let Some(t) = self.task.take() {
+            let _ = t.await;
+        }
+    }
+}
+
+/// Starts a P-CSCF whose I-CSCF is `core`, storing into `db_url`, on `udp_port`
+/// (0: any).
+pub async fn start_pcscf(core: SocketAddr, db_url: &str, udp_port: u16) -> RunningPcscf {
+    let mut cfg = ims_config::PcscfConfig::default();
+    cfg.domain = "ims.test".into();
+    cfg.icscf_uri = format!("sip:{core}").parse().unwrap();
+    cfg.visited_network_id = "visited.test".into();
+    let store = RegistrationStore::open(db_url).await.unwrap();
+    let udp = UdpSocket::bind(("127.0.0.1", udp_port)).await.unwrap();
+    let tcp = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let (udp_addr, tcp_addr) = (udp.local_addr().unwrap(), tcp.local_addr().unwrap());
+    let sockets = SipSockets {
+        udp: vec![udp],
+        tcp: vec![tcp],
+    };
+    let (tx, rx) = oneshot::channel();
+    let task = tokio::spawn(async move {
+        Pcscf::new(&cfg, store)
+            .run(sockets, async {
+                let _ = rx.await;
+            })
+            .await
+            .unwrap();
+    });
+    RunningPcscf {
+        udp: udp_addr,
+        tcp: tcp_addr,
+        stop: Some(tx),
+        task: Some(task),
+    }
+}
+
+/// A UDP endpoint (UE or fake core).
+pub struct Peer {
+    pub sock: UdpSocket,
+    pub addr: SocketAddr,
+}
+
+impl Peer {
+    pub async fn new() -> Peer {
+        let sock = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let addr = sock.local_addr().unwrap();
+        Peer { sock, addr }
+    }
+
+    pub async fn send(&self, to: SocketAddr, text: &str) {
+        self.sock.send_to(text.as_bytes(), to).await.unwrap();
+    }
+
+    pub async fn send_bytes(&self, to: SocketAddr, data: &[u8]) {
+        self.sock.send_to(data, to).await.unwrap();
+    }
+
+    /// Next message within `ms`, with its source.
+    pub async fn recv_within(&self, ms: u64) -> Option<(Message, SocketAddr)> {
+        let mut buf = vec![0u8; 65536];
+        let (n, from) = tokio::time::timeout(Duration::from_millis(ms), self.sock.recv_from(&mut buf))
+            .await
+            .ok()?
+            .ok()?;
+        Some((Message::parse(&buf[..n], true).expect("peer got unparsable SIP"), from))
+    }
+
+    pub async fn recv(&self) -> (Message, SocketAddr) {
+        self.recv_within(3000).await.expect("timed out waiting for SIP")
+    }
+
+    /// Answers `req` (sent from `to`) with `code` and extra header lines.
+    pub async fn answer(&self, req: &Message, to: SocketAddr, code: u16, reason: &str, extra: &[(&str, String)]) {
+        let mut r = req.response(code, reason, "coretag");
+        for (n, v) in extra {
+            r.push_back(n, v.clone());
+        }
+        self.sock.send_to(&r.to_bytes(), to).await.unwrap();
+    }
+}
+
+pub fn register(ue: SocketAddr, pcscf: SocketAddr, cseq: u32, expires: u32, auth: &str) -> String {
+    format!(
+        "REGISTER sip:ims.test SIP/2.0\r\n\
+Via: SIP/2.0/UDP {ue};branch=z9hG4bKreg{cseq};rport\r\n\
+Max-Forwards: 70\r\n\
+From: <sip:alice@ims.test>;tag=ue1\r\n\
+To: <sip:alice@ims.test>\r\n\
+Call-ID: reg-alice@{ue}\r\n\
+CSeq: {cseq} REGISTER\r\n\
+Contact: <sip:alice@{ue}>;expires={expires}\r\n\
+Route: <sip:{pcscf};lr>\r\n\
+P-Asserted-Identity: <sip:mallory@ims.test>\r\n\
+Supported: path\r\n\
+{auth}\
+Content-Length: 0\r\n\r\n"
+    )
+}
+
+pub fn message_from_ue(ue: SocketAddr, pcscf: SocketAddr, n: u32) -> String {
+    format!(
+        "MESSAGE sip:bob@ims.test SIP/2.0\r\n\
+Via: SIP/2.0/UDP {ue};branch=z9hG4bKmsg{n};rport\r\n\
+Max-Forwards: 70\r\n\
+From: <sip:alice@ims.test>;tag=m{n}\r\n\
+To: <sip:bob@ims.test>\r\n\
+Call-ID: msg{n}@{ue}\r\n\
+CSeq: 1 MESSAGE\r\n\
+Route: <sip:{pcscf};lr>\r\n\
+P-Asserted-Identity: <sip:mallory@ims.test>\r\n\
+Content-Type: text/plain\r\n\
+Content-Length: 2\r\n\r\nhi"
+    )
+}
