@@ -341,7 +341,10 @@ async fn rtr_and_ppr_from_hss_reach_the_event_handler() {
     let rta = RegistrationTerminationAnswer::from_message(&ans).unwrap();
     assert_eq!(rta.outcome, CxOutcome::Success);
     assert_eq!(rta.routing.origin_host, "scscf.ims.test");
-    assert_eq!(events.rtr.lock().unwrap().as_slice(), std::slice::from_ref(&rtr));
+    assert_eq!(
+        events.rtr.lock().unwrap().as_slice(),
+        std::slice::from_ref(&rtr)
+    );
 
     let ppr = PushProfileRequest {
         routing: rtr.routing.clone(),
