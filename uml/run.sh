@@ -66,8 +66,20 @@ echo "$MODULES" > "$JOB/modules"
 } > "$JOB/env"
 
 # UML keeps its guest memory in a file under TMPDIR; /dev/shm is the usual choice.
-UML_TMP=${UML_TMPDIR:-/dev/shm}
-[ -d "$UML_TMP" ] && [ -w "$UML_TMP" ] || UML_TMP=/tmp
+# It must have room for the whole guest memory (containers often have a 64 MB /dev/shm).
+mem_kb() { case "$1" in *G) echo $(( ${1%G} * 1048576 ));; *M) echo $(( ${1%M} * 1024 ));; *K) echo "${1%K}";; *) echo $(( $1 / 1024 ));; esac; }
+room_kb() { df -Pk "$1" 2>/dev/null | awk 'NR==2 {print $4}'; }
+need_kb=$(( $(mem_kb "$MEM") + 65536 ))
+UML_TMP=${UML_TMPDIR:-}
+if [ -z "$UML_TMP" ]; then
+    for d in /dev/shm "${TMPDIR:-/tmp}" /tmp /var/tmp; do
+        if [ -d "$d" ] && [ -w "$d" ] && [ "$(room_kb "$d" || echo 0)" -ge "$need_kb" ] 2>/dev/null; then
+            UML_TMP=$d
+            break
+        fi
+    done
+    [ -n "$UML_TMP" ] || die "no temporary directory with $need_kb KB free for UML's memory (set UML_TMPDIR)"
+fi
 
 start=$(date +%s)
 TMPDIR=$UML_TMP timeout --kill-after=10 "$TIMEOUT" "$KERNEL" \

@@ -13,6 +13,11 @@
 //! (from [`crate::store::SaStore::list_owned`]).
 
 use std::collections::BTreeSet;
+use std::net::IpAddr;
+
+use crate::alg::AlgPair;
+use crate::header::{IpsecOffer, QValue};
+use crate::plan::SecEndpoint;
 
 /// Protected port layout.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -71,6 +76,27 @@ pub struct Lease {
     pub port_c: u16,
     /// P-CSCF port-s.
     pub port_s: u16,
+}
+
+impl Lease {
+    /// The P-CSCF's `Security-Server` offer for the chosen pair (`q=0.1`, as Kamailio
+    /// sends it), to be echoed by the UE in `Security-Verify`.
+    pub fn security_server(&self, pair: AlgPair) -> IpsecOffer {
+        let mut o = IpsecOffer::new(pair, self.spi_c, self.spi_s, self.port_c, self.port_s);
+        o.q = Some(QValue::from_thousandths(100));
+        o
+    }
+
+    /// The P-CSCF's side for [`crate::plan::plan_sa_set`].
+    pub fn endpoint(&self, addr: IpAddr) -> SecEndpoint {
+        SecEndpoint {
+            addr,
+            spi_c: self.spi_c,
+            spi_s: self.spi_s,
+            port_c: self.port_c,
+            port_s: self.port_s,
+        }
+    }
 }
 
 /// Pool errors.
@@ -412,6 +438,27 @@ mod tests {
         let l = p.allocate().unwrap();
         assert_eq!((l.spi_c, l.spi_s), (u32::MAX - 1, u32::MAX));
         assert!(p.allocate().is_err());
+    }
+
+    #[test]
+    fn lease_gives_security_server_and_endpoint() {
+        use crate::alg::{EncryptionAlg, IntegrityAlg};
+        let l = Lease {
+            spi_c: 4096,
+            spi_s: 4097,
+            port_c: 5100,
+            port_s: 6100,
+        };
+        let o = l.security_server(AlgPair::new(IntegrityAlg::HmacSha1_96, EncryptionAlg::Null));
+        assert_eq!(
+            o.to_string(),
+            "ipsec-3gpp;q=0.1;prot=esp;mod=trans;spi-c=4096;spi-s=4097;port-c=5100;port-s=6100;alg=hmac-sha-1-96;ealg=null"
+        );
+        let e = l.endpoint("10.45.0.1".parse().unwrap());
+        assert_eq!(
+            (e.spi_c, e.spi_s, e.port_c, e.port_s),
+            (4096, 4097, 5100, 6100)
+        );
     }
 
     #[test]

@@ -330,3 +330,88 @@ pub(crate) fn host_prefix(a: IpAddr) -> u8 {
 pub(crate) fn sock(a: IpAddr, port: u16) -> SocketAddr {
     SocketAddr::new(a, port)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::alg::{AlgPair, EncryptionAlg, IntegrityAlg};
+    use crate::keys::{Ck, Ik};
+    use crate::plan::{plan_sa_set, PlanOptions, SecEndpoint, Side};
+
+    fn plan(v6: bool) -> SaPlan {
+        let (u, p) = if v6 {
+            ("fd00::2", "fd00::1")
+        } else {
+            ("10.45.0.2", "10.45.0.1")
+        };
+        let ue = SecEndpoint {
+            addr: u.parse().unwrap(),
+            spi_c: 1000,
+            spi_s: 1001,
+            port_c: 50000,
+            port_s: 50001,
+        };
+        let pc = SecEndpoint {
+            addr: p.parse().unwrap(),
+            spi_c: 4096,
+            spi_s: 4097,
+            port_c: 5100,
+            port_s: 6100,
+        };
+        let pair = AlgPair::new(IntegrityAlg::HmacMd5_96, EncryptionAlg::DesEde3Cbc);
+        plan_sa_set(
+            Side::Pcscf,
+            &ue,
+            &pc,
+            pair,
+            &Ck::new([0; 16]),
+            &Ik::new([0; 16]),
+            &PlanOptions::default(),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn errno_explanations_name_the_missing_piece() {
+        let p = plan(false);
+        let sa = &p.sas[1];
+        assert!(explain_sa_errno(1, &p, sa).contains("CAP_NET_ADMIN"));
+        assert!(explain_sa_errno(17, &p, sa).contains("SPI 0x000003e9 to 10.45.0.2 already exists"));
+        assert!(explain_sa_errno(38, &p, sa).contains("hmac(md5) or cbc(des3_ede)"));
+        assert!(explain_sa_errno(93, &p, sa).contains("load module esp4"));
+        assert!(explain_sa_errno(93, &plan(true), sa).contains("esp4"));
+        let p6 = plan(true);
+        assert!(explain_sa_errno(93, &p6, &p6.sas[0]).contains("load module esp6"));
+        let m = explain_sa_errno(2, &p, sa);
+        assert!(
+            m.contains("hmac(md5) (128 bit key) + cbc(des3_ede) (192 bit key)"),
+            "{m}"
+        );
+        assert!(m.contains("drbg"), "{m}");
+        assert!(explain_sa_errno(12, &p, sa)
+            .to_lowercase()
+            .contains("memory"));
+        assert!(explain_policy_errno(17).contains("already exists"));
+    }
+
+    #[test]
+    fn error_display_names_item_and_errno() {
+        let p = plan(false);
+        let e = StoreError::Refused {
+            op: "installing",
+            item: Item::Sa(describe_sa(&p.sas[0])),
+            errno: Some(93),
+            reason: explain_sa_errno(93, &p, &p.sas[0]),
+        };
+        assert_eq!(
+            e.to_string(),
+            "installing SA SA1 UE port-c -> P-CSCF port-s (In, spi 0x00001001, 10.45.0.2:50000 -> 10.45.0.1:6100) failed: kernel lacks ESP for this address family: load module esp4 (errno 93)"
+        );
+        assert_eq!(e.errno(), Some(93));
+        let d = describe_policy(&p.policies[0]);
+        assert_eq!(
+            d,
+            "SA1 UE port-c -> P-CSCF port-s dir in proto 0 10.45.0.2:50000 -> 10.45.0.1:6100"
+        );
+    }
+}

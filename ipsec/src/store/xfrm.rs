@@ -68,11 +68,16 @@ fn alg_name(name: &[u8]) -> String {
 }
 
 impl XfrmSaStore {
-    /// Opens the XFRM netlink socket. Must run inside a tokio runtime.
+    /// Opens the XFRM netlink socket in the calling thread's network namespace.
+    /// Must be called inside a tokio runtime (the connection runs as a task on it).
     pub fn connect(reqid: u32) -> Result<Self, StoreError> {
-        let (conn, handle, _messages) =
-            xfrmnetlink::new_connection().map_err(|e| StoreError::Connect(e.to_string()))?;
-        let conn = tokio::spawn(conn);
+        let rt = tokio::runtime::Handle::try_current().map_err(|_| {
+            StoreError::Connect("XfrmSaStore::connect needs a tokio runtime".into())
+        })?;
+        let (conn, handle, _messages) = xfrmnetlink::new_connection().map_err(|e| {
+            StoreError::Connect(format!("{e} (needs CAP_NET_ADMIN and XFRM in the kernel)"))
+        })?;
+        let conn = rt.spawn(conn);
         Ok(XfrmSaStore {
             handle,
             reqid,
