@@ -1,0 +1,158 @@
+//! The sans-I/O heart of the S-CSCF: shared registration state, pending challenges and
+//! subscriptions, with the Cx calls injected through [`Cx`]. Sockets, timers and the
+//! store writer live in [`crate::service`]; this module only takes `now` (UNIX seconds)
+//! and returns SIP messages to send.
+
+use crate::cx::{Cx, CxError, SarAnswer, SarRequest};
+use crate::model::{Registration, Subscription};
+use crate::settings::Settings;
+use crate::sip::Message;
+use crate::store::StoreOp;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
+
+/// The secret a pending challenge is checked against.
+#[derive(Clone)]
+pub(crate) enum Secret {
+    /// XRES of an AKA vector (RFC 3310: the digest password).
+    Xres(Vec<u8>),
+    /// HA1 hex from the HSS (SIP Digest).
+    Ha1(String),
+}
+
+/// One issued nonce (TS 33.203 §6.1: bound to the IMPI that asked).
+#[derive(Clone)]
+pub(crate) struct Pending {
+    pub impi: String,
+    pub realm: String,
+    pub secret: Secret,
+    pub expires: Instant,
+    /// Highest `nc` seen after a successful check (replay protection with qop).
+    pub last_nc: Option<u32>,
+    /// Set once a response without qop was accepted (one-time use).
+    pub used_without_qop: bool,
+}
+
+/// Mutable state behind one lock, never held across an `.await`.
+#[derive(Default)]
+pub(crate) struct State {
+    pub regs: HashMap<String, Registration>,
+    pub by_impu: HashMap<String, String>,
+    pub challenges: HashMap<String, Pending>,
+    pub subs: HashMap<String, Subscription>,
+    /// Subscription ids per subscribed IMPU.
+    pub subs_by_aor: HashMap<String, Vec<String>>,
+}
+
+impl State {
+    pub(crate) fn add_sub(&mut self, s: Subscription) {
+        let ids = self.subs_by_aor.entry(s.aor.clone()).or_default();
+        if !ids.contains(&s.id) {
+            ids.push(s.id.clone());
+        }
+        self.subs.insert(s.id.clone(), s);
+    }
+
+    pub(crate) fn remove_sub(&mut self, id: &str) -> Option<Subscription> {
+        let s = self.subs.remove(id)?;
+        if let Some(ids) = self.subs_by_aor.get_mut(&s.aor) {
+            ids.retain(|i| i != id);
+            if ids.is_empty() {
+                self.subs_by_aor.remove(&s.aor);
+            }
+        }
+        Some(s)
+    }
+}
+
+/// Result of handling one request: the final response and NOTIFYs to send after it.
+#[derive(Debug)]
+pub struct Outcome {
+    /// Final response to the request.
+    pub response: Message,
+    /// In-dialog NOTIFY requests (without Via; the transport adds it).
+    pub notifies: Vec<Message>,
+}
+
+/// The registrar / authenticator / notifier core.
+pub struct Core {
+    pub(crate) settings: Settings,
+    pub(crate) cx: Arc<dyn Cx>,
+    pub(crate) state: Mutex<State>,
+    pub(crate) store_tx: Option<tokio::sync::mpsc::Sender<StoreOp>>,
+}
+
+impl Core {
+    /// A core with empty state.
+    pub fn new(
+        settings: Settings,
+        cx: Arc<dyn Cx>,
+        store_tx: Option<tokio::sync::mpsc::Sender<StoreOp>>,
+    ) -> Core {
+        Core {
+            settings,
+            cx,
+            state: Mutex::new(State::default()),
+            store_tx,
+        }
+    }
+
+    /// The settings.
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Loads persisted registrations and subscriptions (after a restart).
+    pub fn restore(&self, regs: Vec<Registration>, subs: Vec<Subscription>) {
+        let mut st = self.lock();
+        for r in regs {
+            for i in &r.impus {
+                st.by_impu.insert(i.clone(), r.id.clone());
+            }
+            st.regs.insert(r.id.clone(), r);
+        }
+        for s in subs {
+            st.add_sub(s);
+        }
+    }
+
+    /// The registration serving `impu`, if registered (a copy).
+    pub fn registration(&self, impu: &str) -> Option<Registration> {
+        let st = self.lock();
+        st.by_impu.get(impu).and_then(|id| st.regs.get(id)).cloned()
+    }
+
+    /// Number of registrations (implicit registration sets) held.
+    pub fn registration_count(&self) -> usize {
+        self.lock().regs.len()
+    }
+
+    /// The active reg-event subscriptions (copies).
+    pub fn subscriptions(&self) -> Vec<Subscription> {
+        self.lock().subs.values().cloned().collect()
+    }
+
+    /// Enqueues store writes (bounded queue: waits when the writer is behind).
+    pub(crate) async fn persist(&self, ops: Vec<StoreOp>) {
+        if let Some(tx) = &self.store_tx {
+            for op in ops {
+                if tx.send(op).await.is_err() {
+                    tracing::error!("store writer has stopped; registration state not persisted");
+                    return;
+                }
+            }
+        }
+    }
+
+    pub(crate) async fn cx_sar(&self, req: SarRequest) -> Result<SarAnswer, CxError> {
+        match tokio::time::timeout(self.settings.hss_timeout, self.cx.sar(req)).await {
+            Ok(r) => r,
+            Err(_) => Err(CxError::Timeout),
+        }
+    }
+}
