@@ -44,9 +44,89 @@ fn outer(test: &str, opts: &UmlOptions) {
 fn esp_in_uml_every_algorithm_pair() {
     if is_inside_uml() {
         inner::run();
-    } else {
-        outer(TEST_NAME, &UmlOptions::default());
+        return;
     }
+    // The inner run captures the Gm veth (if dumpcap is installed) and writes the
+    // crate's Wireshark ESP SA table here; tshark then decrypts on the host.
+    let dir = std::env::temp_dir().join(format!("ims-ipsec-uml-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("capture dir");
+    let opts = UmlOptions {
+        env: vec![(CAPTURE_ENV.into(), dir.display().to_string())],
+        ..UmlOptions::default()
+    };
+    outer(TEST_NAME, &opts);
+    wireshark_check(&dir);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+const CAPTURE_ENV: &str = "IMS_UML_CAPTURE_DIR";
+
+/// Decrypts the capture of the six UDP cases with Wireshark, configured only by the
+/// `esp_sa` file the crate wrote (`ims_ipsec::wireshark`): every datagram must be
+/// readable and every ICV correct. Skipped, with the reason printed, where tshark or
+/// dumpcap is not installed (Debian package `tshark`).
+fn wireshark_check(dir: &std::path::Path) {
+    let pcap = dir.join("gm.pcapng");
+    if !pcap.exists() {
+        println!("Wireshark ESP SA check skipped: no capture (dumpcap not installed; Debian package tshark)");
+        return;
+    }
+    let cfg = dir.join("cfg/wireshark");
+    std::fs::create_dir_all(&cfg).unwrap();
+    std::fs::copy(dir.join("esp_sa"), cfg.join("esp_sa")).expect("esp_sa written by the inner run");
+    let out = match std::process::Command::new("tshark")
+        .env("XDG_CONFIG_HOME", dir.join("cfg"))
+        .arg("-r")
+        .arg(&pcap)
+        .args([
+            "-o",
+            "esp.enable_encryption_decode:TRUE",
+            "-o",
+            "esp.enable_authentication_check:TRUE",
+            "-Y",
+            "udp && data",
+            "-T",
+            "fields",
+            "-e",
+            "esp.spi",
+            "-e",
+            "esp.icv_good",
+            "-e",
+            "data.data",
+        ])
+        .output()
+    {
+        Ok(o) => o,
+        Err(e) => {
+            println!(
+                "Wireshark ESP SA check skipped: cannot run tshark ({e}); Debian package tshark"
+            );
+            return;
+        }
+    };
+    assert!(
+        out.status.success(),
+        "tshark: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut decrypted = 0;
+    for line in text.lines() {
+        let f: Vec<&str> = line.split('\t').collect();
+        let payload = f
+            .get(2)
+            .and_then(|h| hex::decode(h).ok())
+            .unwrap_or_default();
+        if payload.starts_with(b"datagram SA") {
+            decrypted += 1;
+            assert!(
+                matches!(f.get(1), Some(&"1") | Some(&"True")),
+                "ICV not verified by Wireshark: {line}"
+            );
+        }
+    }
+    println!("Wireshark (tshark) decrypted {decrypted} datagrams with the crate's esp_sa table");
+    assert_eq!(decrypted, 24, "6 pairs x 4 SAs must be readable:\n{text}");
 }
 
 /// A kernel without the ESP/crypto modules: the store's errors name the SA and the
@@ -65,6 +145,7 @@ fn kernel_without_modules_gives_clear_errors() {
 }
 
 mod inner {
+    use std::fs::File;
     use std::future::Future;
     use std::net::{IpAddr, SocketAddr, TcpListener, UdpSocket};
     use std::time::Duration;
@@ -707,6 +788,7 @@ mod inner {
             last = now;
             l
         };
+        let capture = Capture::start();
         let mut base = 0x1000;
         for alg in IntegrityAlg::ALL {
             for ealg in EncryptionAlg::ALL {
@@ -717,14 +799,21 @@ mod inner {
                 } else {
                     PolicyProtocols::Any
                 };
-                report.push(timed(udp_case(Case {
+                let case = Case {
                     pair,
                     v6: false,
                     policies,
                     spi_base: base,
-                })));
+                };
+                report.push(timed(udp_case(case)));
+                if let Some(c) = &capture {
+                    c.add_sa_table(&plan(&case));
+                }
                 base += 0x10;
             }
+        }
+        if let Some(c) = capture {
+            report.push(c.stop());
         }
         let sha_aes = AlgPair::new(IntegrityAlg::HmacSha1_96, EncryptionAlg::AesCbc);
         report.push(timed(tcp_case(Case {
@@ -770,6 +859,66 @@ mod inner {
         }
         println!("inner run took {:.1}s", t0.elapsed().as_secs_f64());
         println!("UML-PROOF: ALL OK");
+    }
+
+    /// dumpcap on the P-CSCF's veth, writing into the host directory given by the
+    /// outer test, plus the crate's Wireshark ESP SA table next to it.
+    struct Capture {
+        dir: std::path::PathBuf,
+        child: std::process::Child,
+    }
+
+    impl Capture {
+        fn start() -> Option<Capture> {
+            let dir = std::path::PathBuf::from(std::env::var_os(super::CAPTURE_ENV)?);
+            if ims_ipsec::uml::sh(&["sh", "-c", "command -v dumpcap"]).is_err() {
+                println!("  capture skipped: dumpcap not installed");
+                return None;
+            }
+            let err = File::create(dir.join("dumpcap.err")).ok()?;
+            let child = std::process::Command::new("ip")
+                .args([
+                    "netns",
+                    "exec",
+                    "pcscf",
+                    "dumpcap",
+                    "-q",
+                    "-i",
+                    "veth-pcscf",
+                    "-w",
+                ])
+                .arg(dir.join("gm.pcapng"))
+                .stderr(err)
+                .spawn()
+                .ok()?;
+            // dumpcap is slow to start inside UML: wait until it says it captures.
+            for _ in 0..300 {
+                let e = std::fs::read_to_string(dir.join("dumpcap.err")).unwrap_or_default();
+                if e.contains("Capturing on") {
+                    return Some(Capture { dir, child });
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            panic!("dumpcap did not start capturing within 30 s");
+        }
+
+        fn add_sa_table(&self, plan: &SaPlan) {
+            ims_ipsec::wireshark::append_esp_sa_file(&self.dir.join("esp_sa"), plan)
+                .expect("esp_sa");
+        }
+
+        fn stop(mut self) -> String {
+            // SAFETY: signalling our own child process.
+            unsafe { libc::kill(self.child.id() as i32, libc::SIGINT) };
+            let st = self.child.wait().expect("dumpcap");
+            let err = std::fs::read_to_string(self.dir.join("dumpcap.err")).unwrap_or_default();
+            let packets = err
+                .lines()
+                .find(|l| l.starts_with("Packets captured"))
+                .unwrap_or("?")
+                .to_owned();
+            format!("capture of the UDP cases on veth-pcscf: dumpcap {st}, {packets}; esp_sa table written")
+        }
     }
 
     fn modprobe(m: &str) {
