@@ -914,8 +914,9 @@ mod inner {
             let err = std::fs::read_to_string(self.dir.join("dumpcap.err")).unwrap_or_default();
             let packets = err
                 .lines()
-                .find(|l| l.starts_with("Packets captured"))
-                .unwrap_or("?")
+                .find(|l| l.contains("captured"))
+                .unwrap_or("capture stopped")
+                .trim()
                 .to_owned();
             format!("capture of the UDP cases on veth-pcscf: dumpcap {st}, {packets}; esp_sa table written")
         }
