@@ -222,12 +222,27 @@ pub enum VerifyError {
 
 /// RFC 3329 §2.3.1: the `Security-Verify` list must equal the `Security-Server` list
 /// sent (same mechanisms, same parameters, same order). Spelling differences
-/// (parameter order, spaces, defaults written out or not) do not matter.
+/// (parameter order, spaces, defaults written out or not) do not matter, and a `q`
+/// left out of the echo is accepted (it carries no security); a different `q`,
+/// algorithm, SPI or port is a mismatch.
 pub fn check_security_verify(
     sent_server: &[SecMechanism],
     received_verify: &[SecMechanism],
 ) -> Result<(), VerifyError> {
-    compare(sent_server, received_verify).map_err(VerifyError::VerifyMismatch)
+    let echoed: Vec<SecMechanism> = received_verify
+        .iter()
+        .zip(sent_server)
+        .map(|(r, s)| match (r, s) {
+            (SecMechanism::Ipsec3gpp(r), SecMechanism::Ipsec3gpp(s)) if r.q.is_none() => {
+                let mut r = r.clone();
+                r.q = s.q;
+                SecMechanism::Ipsec3gpp(r)
+            }
+            _ => r.clone(),
+        })
+        .chain(received_verify.iter().skip(sent_server.len()).cloned())
+        .collect();
+    compare(sent_server, &echoed).map_err(VerifyError::VerifyMismatch)
 }
 
 /// TS 33.203 §7.4: the `Security-Client` of the protected REGISTER must be the one of
@@ -362,6 +377,14 @@ mod tests {
         let downgraded = parse_security_header("ipsec-3gpp;q=0.1;spi-c=4096;spi-s=4097;port-c=5100;port-s=6100;alg=hmac-sha-1-96;ealg=null").unwrap();
         let e = check_security_verify(&sent, &downgraded).unwrap_err();
         assert!(e.to_string().contains("ealg=null"), "{e}");
+        let no_q = parse_security_header("ipsec-3gpp;alg=hmac-sha-1-96;ealg=aes-cbc;spi-c=4096;spi-s=4097;port-c=5100;port-s=6100").unwrap();
+        check_security_verify(&sent, &no_q).unwrap();
+        let other_q = parse_security_header("ipsec-3gpp;q=0.5;alg=hmac-sha-1-96;ealg=aes-cbc;spi-c=4096;spi-s=4097;port-c=5100;port-s=6100").unwrap();
+        assert!(check_security_verify(&sent, &other_q).is_err());
+        let other_spi = parse_security_header("ipsec-3gpp;q=0.1;alg=hmac-sha-1-96;ealg=aes-cbc;spi-c=4096;spi-s=4098;port-c=5100;port-s=6100").unwrap();
+        assert!(check_security_verify(&sent, &other_spi).is_err());
+        let two = [echo[0].clone(), echo[0].clone()];
+        assert!(check_security_verify(&sent, &two).is_err());
         let e = check_security_verify(&sent, &[]).unwrap_err();
         assert!(matches!(e, VerifyError::VerifyMismatch(_)));
     }
