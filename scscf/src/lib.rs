@@ -15,6 +15,7 @@ pub mod core;
 pub mod cx;
 pub mod digest;
 pub mod error;
+pub mod hss;
 pub mod model;
 pub mod node;
 pub mod notifier;

@@ -1,4 +1,4 @@
-//! `scscf`: the S-CSCF as its own process. Args, tracing, config, Cx client, run.
+//! `scscf`: the S-CSCF as its own process. Args, tracing, config, run.
 
 use clap::Parser;
 use std::path::PathBuf;
@@ -22,5 +22,9 @@ fn main() -> anyhow::Result<()> {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&cfg.log.level));
     tracing_subscriber::fmt().with_env_filter(filter).init();
-    anyhow::bail!("Cx client not wired yet ({:?})", cfg.uri.to_string())
+    let rt = tokio::runtime::Runtime::new()?;
+    rt.block_on(ims_scscf::node::run(&cfg, async {
+        let _ = tokio::signal::ctrl_c().await;
+    }))?;
+    Ok(())
 }
