@@ -31,7 +31,7 @@ pub mod wireshark;
 
 pub use alg::{AlgPair, EncryptionAlg, IntegrityAlg};
 pub use header::{
-    format_security_header, parse_offers, parse_security_header, HeaderError, IpsecOffer,
+    format_security_header, parse_offers, parse_security_header, HeaderError, IpsecOffer, QValue,
     SecMechanism,
 };
 pub use keys::{derive_esp_keys, Ck, EspKeys, Ik, XfrmKey};
@@ -44,4 +44,7 @@ pub use plan::{
     SecEndpoint, Side,
 };
 pub use pool::{Lease, PoolConfig, PoolError, PortConfig, ProtectedPool};
-pub use store::{MemorySaStore, OwnedState, SaStore, StoreError, XfrmSaStore};
+pub use store::{
+    InstalledPolicy, InstalledSa, KernelProbe, MemorySaStore, OwnedState, SaStore, StoreError,
+    XfrmSaStore,
+};
