@@ -285,15 +285,32 @@ impl CxClient {
             msg.header.end_to_end = self.inner.end_to_end.fetch_add(1, Ordering::Relaxed);
         }
         let mut last = transport::Error::NotConnected;
+        let last_index = order.len() - 1;
+        let mut sent = false;
         for (i, peer) in order.iter().enumerate() {
-            if i > 0 {
+            if sent {
+                // RFC 6733 §5.5.4: retransmission after failover carries T.
                 msg.header.flags.set(CommandFlags::RETRANSMIT, true);
             }
-            match peer.request(msg.clone()).await {
+            // Skip peers that cannot take the request without cloning it.
+            if i < last_index && !peer.is_usable() {
+                last = transport::Error::NotConnected;
+                continue;
+            }
+            let attempt = if i == last_index {
+                std::mem::replace(&mut msg, Message::request(0, 0))
+            } else {
+                msg.clone()
+            };
+            let sent_before = sent;
+            sent = true;
+            match peer.request(attempt).await {
                 Ok(ans) => return Ok(ans),
                 Err(e) => {
                     match e {
                         transport::Error::NotConnected => {
+                            // Refused before anything went out.
+                            sent = sent_before;
                             debug!(peer = peer.label(), "HSS peer not connected")
                         }
                         ref e => {
