@@ -13,12 +13,14 @@
 //!
 //! # Layout
 //! - [`cx`]: Cx queries as the I-CSCF needs them and their SIP mapping.
+//! - [`hss`]: [`cx::Cx`] over `ims_hss_client::HssClient`.
 //! - [`select`]: S-CSCF selection.
 //! - [`checks`]: RFC 3261 §16.3 proxy checks.
 //! - [`route`], [`net`], [`sip`]: routing helpers, UDP/TCP, the message view.
 
 pub mod checks;
 pub mod cx;
+pub mod hss;
 pub mod net;
 pub mod route;
 pub mod select;
@@ -120,6 +122,11 @@ struct Node {
 }
 
 impl Icscf {
+    /// An I-CSCF asking `hss` (any `ims_hss_client::HssClient`, e.g. `CxClient`).
+    pub fn new(cfg: &IcscfConfig, hss: Arc<dyn ims_hss_client::HssClient>) -> Self {
+        Self::with_cx(cfg, Arc::new(hss::HssCx::new(hss)))
+    }
+
     /// An I-CSCF over any [`Cx`] implementation (tests inject fakes here).
     pub fn with_cx(cfg: &IcscfConfig, cx: Arc<dyn Cx>) -> Self {
         let settings = Settings {

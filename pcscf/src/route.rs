@@ -172,7 +172,7 @@ mod tests {
         .unwrap();
         assert_eq!(branch("I", &m), branch("I", &m));
         assert_ne!(branch("I", &m), branch("P", &m));
-        assert!(branch("I", &m).starts_with("z9hG4bKP"));
+        assert!(branch("I", &m).starts_with("z9hG4bKI"));
     }
 
     #[test]

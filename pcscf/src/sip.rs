@@ -152,7 +152,8 @@ impl Message {
             } else {
                 nl
             };
-            let next = (nl + 1).min(head_end + 2);
+            // The last line's line break belongs to the blank line that ends the head.
+            let next = if nl >= head.len() { end } else { nl + 1 };
             lines.push((pos, end, next));
             pos = nl + 1;
         }
@@ -698,13 +699,12 @@ impl NameAddr {
             if uri.is_empty() || uri.trim() != uri || uri.contains(char::is_whitespace) {
                 return None;
             }
-            let params = parse_params(rest[gt + 1..].trim_start().strip_prefix(';').unwrap_or(
-                if rest[gt + 1..].trim().is_empty() {
-                    ""
-                } else {
-                    return None;
-                },
-            ))?;
+            let after = rest[gt + 1..].trim_start();
+            let params = match after.strip_prefix(';') {
+                Some(p) => parse_params(p)?,
+                None if after.is_empty() => Vec::new(),
+                None => return None,
+            };
             Some(NameAddr {
                 display,
                 uri: uri.to_string(),
@@ -1011,7 +1011,7 @@ l: 0\r\n\r\n";
     #[test]
     fn untouched_headers_are_forwarded_byte_for_byte() {
         let m = Message::parse(REG.as_bytes(), true).unwrap();
-        assert!(m.check_request().is_ok());
+        assert_eq!(m.check_request(), Ok(()));
         let out = m.to_bytes();
         assert_eq!(out, REG.as_bytes());
         let mut m = m;
