@@ -3,7 +3,7 @@
 
 use crate::cx::Cx;
 use crate::hss::{HssAdapter, ScscfCxEvents};
-use crate::service::{Scscf, ServiceError};
+use crate::service::{Scscf, ServiceError, SipTimers};
 use crate::settings::Settings;
 use crate::store::Store;
 use ims_config::{ScscfConfig, Transport};
@@ -70,7 +70,13 @@ pub async fn run_from_config(
 ) -> Result<(), ServiceError> {
     let store = Store::open(&cfg.database.url).await?;
     let (udp, tcp) = bind(cfg).await?;
-    let scscf = Scscf::new(Settings::from_config(cfg), hss, Some(store)).await?;
+    let timers = SipTimers {
+        t1: Duration::from_millis(cfg.timers.t1_ms),
+        t2: Duration::from_millis(cfg.timers.t2_ms),
+    };
+    let scscf = Scscf::new(Settings::from_config(cfg), hss, Some(store))
+        .await?
+        .with_timers(timers);
     if let Some(e) = events {
         e.attach(scscf.handle());
     }

@@ -106,6 +106,25 @@ mod tests {
     use super::*;
 
     #[test]
+    fn from_example_config() {
+        let text = include_str!("../../config/examples/scscf.toml");
+        let cfg = ims_config::ScscfConfig::from_toml_str(text).expect("example loads");
+        let s = Settings::from_config(&cfg);
+        assert_eq!(s.server_name, "sip:127.0.0.1:5080");
+        assert_eq!(
+            s.realm.as_deref(),
+            Some("ims.mnc001.mcc001.3gppnetwork.org")
+        );
+        assert_eq!(s.service_route(), "<sip:127.0.0.1:5080;lr;orig>");
+        assert_eq!(
+            (s.min_expires, s.max_expires, s.default_expires),
+            (60, 600_000, 3600)
+        );
+        assert_eq!(s.hss_timeout, Duration::from_millis(2000));
+        assert_eq!(s.nonce_ttl, Duration::from_secs(60));
+    }
+
+    #[test]
     fn service_route_from_server_name() {
         let s = Settings::new("sip:scscf.ims.test:6060");
         assert_eq!(s.service_route(), "<sip:orig@scscf.ims.test:6060;lr>");
