@@ -213,3 +213,42 @@ async fn garbage_and_unknown_methods_do_not_stop_the_node() {
     assert_eq!(code(&r), 401);
     node.stop().await;
 }
+
+#[tokio::test]
+async fn register_over_tcp_answers_on_the_connection() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let hss = Arc::new(FakeHss::new(&["sip:alice@ims.test"]));
+    let udp = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let tcp = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let taddr = tcp.local_addr().unwrap();
+    let mut s = Settings::new(format!("sip:{}", udp.local_addr().unwrap()));
+    s.realm = Some("ims.test".into());
+    let scscf = Scscf::new(s, hss, None).await.unwrap();
+    let (stop, rx) = oneshot::channel::<()>();
+    let task = tokio::spawn(scscf.run_with_tcp(udp, Some(tcp), async move {
+        let _ = rx.await;
+    }));
+    let mut conn = tokio::net::TcpStream::connect(taddr).await.unwrap();
+    let mut spec = RegisterSpec::alice();
+    spec.via = conn.local_addr().unwrap().to_string();
+    // two requests in one write, with a CRLF keep-alive in front: framing by Content-Length
+    let mut second = spec.clone();
+    second.call_id = "reg-tcp-2".into();
+    let both = format!("\r\n\r\n{}{}", spec.to_text(), second.to_text());
+    conn.write_all(both.as_bytes()).await.unwrap();
+    let mut got = Vec::new();
+    let mut buf = vec![0u8; 8192];
+    while got.windows(12).filter(|w| w == b"SIP/2.0 401 ").count() < 2 {
+        let n = tokio::time::timeout(Duration::from_secs(5), conn.read(&mut buf))
+            .await
+            .expect("answers on the same connection")
+            .unwrap();
+        assert!(n > 0, "connection closed early");
+        got.extend_from_slice(&buf[..n]);
+    }
+    let text = String::from_utf8_lossy(&got);
+    assert!(text.contains("Call-ID: reg-alice-1"));
+    assert!(text.contains("Call-ID: reg-tcp-2"));
+    let _ = stop.send(());
+    task.await.unwrap().unwrap();
+}
