@@ -3,7 +3,7 @@
 # nothing when everything is already there.
 set -euo pipefail
 
-APT_PACKAGES=(sip-tester user-mode-linux kmod iproute2 python3-pip)
+APT_PACKAGES=(sip-tester user-mode-linux kmod iproute2 python3-pip tshark)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
@@ -12,6 +12,7 @@ if [ "${#missing[@]}" -gt 0 ]; then
   echo "installing Debian packages: ${missing[*]}"
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
   $SUDO apt-get update -qq
+  echo "wireshark-common wireshark-common/install-setuid boolean false" | $SUDO debconf-set-selections 2>/dev/null || true
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
