@@ -111,9 +111,12 @@ impl Cx for FakeHss {
                 }]),
             },
             FakeMode::Aka => {
+                // RAND made unique per MAR (bytes 8..16 carry the MAR count).
                 let mut rand = hex::decode(SET1_RAND).unwrap_or_default();
-                if let Some(last) = rand.last_mut() {
-                    *last = last.wrapping_add(n as u8);
+                if n > 1 {
+                    for (b, x) in rand[8..].iter_mut().zip((n as u64).to_be_bytes()) {
+                        *b ^= x;
+                    }
                 }
                 let mut ra = rand;
                 ra.extend(hex::decode(SET1_AUTN).unwrap_or_default());
