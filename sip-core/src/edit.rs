@@ -22,7 +22,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 use crate::error::{EditError, ParseError};
 use crate::header::{MaxForwards, TypedHeader};
 use crate::header_name::HeaderName;
-use crate::message::{names_match, Message};
+use crate::message::{Message, Wanted};
 use crate::text::{is_lws, is_token_char, quoted_len, split_commas};
 
 #[derive(Clone, Debug)]
@@ -71,9 +71,14 @@ impl<'m> Editor<'m> {
         }
     }
 
-    fn matches(&self, s: &Slot, name: &str) -> bool {
+    fn matches(&self, s: &Slot, name: &Wanted<'_>) -> bool {
         let (known, raw) = self.slot_name(s);
-        names_match(known, raw, name)
+        name.matches(known, raw)
+    }
+
+    fn position(&self, name: &str) -> Option<usize> {
+        let w = Wanted::new(name);
+        self.slots.iter().position(|s| self.matches(s, &w))
     }
 
     fn new_slot(name: &str, value: String) -> Slot {
@@ -97,10 +102,7 @@ impl<'m> Editor<'m> {
 
     /// Current value of the first header with this name (after edits so far).
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.slots
-            .iter()
-            .find(|s| self.matches(s, name))
-            .map(|s| self.slot_value(s))
+        self.position(name).map(|i| self.slot_value(&self.slots[i]))
     }
 
     /// Replaces the Request-URI (requests only).
@@ -123,11 +125,7 @@ impl<'m> Editor<'m> {
 
     /// Inserts a header line just above the first line named `before` (or appends).
     pub fn insert_before(&mut self, before: &str, name: &str, value: impl Display) {
-        let pos = self
-            .slots
-            .iter()
-            .position(|s| self.matches(s, before))
-            .unwrap_or(self.slots.len());
+        let pos = self.position(before).unwrap_or(self.slots.len());
         self.slots.insert(pos, Self::new_slot(name, value.to_string()));
     }
 
@@ -135,12 +133,13 @@ impl<'m> Editor<'m> {
     /// others, appends if there was none.
     pub fn set(&mut self, name: &str, value: impl Display) {
         let value = value.to_string();
-        match self.slots.iter().position(|s| self.matches(s, name)) {
+        let w = Wanted::new(name);
+        match self.position(name) {
             Some(i) => {
                 self.slots[i] = Self::new_slot(name, value);
                 let mut j = i + 1;
                 while j < self.slots.len() {
-                    if self.matches(&self.slots[j], name) {
+                    if self.matches(&self.slots[j], &w) {
                         self.slots.remove(j);
                     } else {
                         j += 1;
@@ -154,7 +153,8 @@ impl<'m> Editor<'m> {
     /// Removes every line with this name; returns how many.
     pub fn remove(&mut self, name: &str) -> usize {
         let before = self.slots.len();
-        let keep: Vec<bool> = self.slots.iter().map(|s| !self.matches(s, name)).collect();
+        let w = Wanted::new(name);
+        let keep: Vec<bool> = self.slots.iter().map(|s| !self.matches(s, &w)).collect();
         let mut k = keep.iter();
         self.slots.retain(|_| *k.next().unwrap_or(&true));
         before - self.slots.len()
@@ -163,7 +163,7 @@ impl<'m> Editor<'m> {
     /// Removes the first comma-separated value of the first line with this name (the
     /// whole line if it held one value) and returns it.
     pub fn remove_first_value(&mut self, name: &str) -> Option<String> {
-        let i = self.slots.iter().position(|s| self.matches(s, name))?;
+        let i = self.position(name)?;
         let value = self.slot_value(&self.slots[i]);
         let mut it = split_commas(value);
         let first = it.next()?.to_string();
@@ -183,6 +183,52 @@ impl<'m> Editor<'m> {
         Some(first)
     }
 
+    /// Replaces the first comma-separated value of the first line with this name (e.g.
+    /// the top Via after setting `received`); the other values of that line are kept.
+    /// Returns false when there is no such header.
+    pub fn replace_first_value(&mut self, name: &str, value: impl Display) -> bool {
+        let Some(i) = self.position(name) else {
+            return false;
+        };
+        let current = self.slot_value(&self.slots[i]);
+        let mut it = split_commas(current);
+        it.next();
+        let new = match it
+            .remainder()
+            .map(crate::text::trim_lws)
+            .filter(|r| !r.is_empty())
+        {
+            Some(rest) => format!("{value}, {rest}"),
+            None => value.to_string(),
+        };
+        self.replace_value(i, new);
+        true
+    }
+
+    /// Stamps the top Via of a received request with the source address (RFC 3261
+    /// §18.2.1 `received` when the sent-by host differs from the source IP; RFC 3581:
+    /// with `rport` present, `rport=<port>` and `received` always). Returns whether the
+    /// Via changed.
+    pub fn stamp_via_received(&mut self, source: std::net::SocketAddr) -> Result<bool, EditError> {
+        let Some(top) = self.get("Via").and_then(|v| split_commas(v).next()) else {
+            return Ok(false);
+        };
+        let mut via = crate::header::Via::parse(top)?;
+        let ip = source.ip();
+        let rport = via.rport().is_some();
+        let host_is_source = via.host.ip() == Some(ip);
+        if host_is_source && !rport {
+            return Ok(false);
+        }
+        via.params.set("received", Some(ip.to_string()));
+        if rport {
+            via.params.set("rport", Some(source.port().to_string()));
+        }
+        let text = via.to_string();
+        self.replace_first_value("Via", text);
+        Ok(true)
+    }
+
     /// Removes the topmost Via value (a proxy forwarding a response, RFC 3261 §16.7 step 3).
     pub fn remove_top_via(&mut self) -> Option<String> {
         self.remove_first_value("Via")
@@ -196,7 +242,7 @@ impl<'m> Editor<'m> {
     /// Decrements Max-Forwards (adds `Max-Forwards: 70` when absent, RFC 3261 §16.6 step 3);
     /// returns the new value. Fails with [`EditError::TooManyHops`] at 0.
     pub fn decrement_max_forwards(&mut self) -> Result<u32, EditError> {
-        match self.slots.iter().position(|s| self.matches(s, "Max-Forwards")) {
+        match self.position("Max-Forwards") {
             Some(i) => {
                 let mf = MaxForwards::parse(self.slot_value(&self.slots[i]))?;
                 if mf.0 == 0 {
@@ -231,8 +277,9 @@ impl<'m> Editor<'m> {
     /// `ck`/`ik` from WWW-Authenticate (TS 24.229 §5.2.2.1).
     pub fn remove_param(&mut self, header: &str, param: &str) -> usize {
         let mut changed = 0;
+        let w = Wanted::new(header);
         for i in 0..self.slots.len() {
-            if !self.matches(&self.slots[i], header) {
+            if !self.matches(&self.slots[i], &w) {
                 continue;
             }
             if let Some(v) = remove_param_text(self.slot_value(&self.slots[i]), param) {

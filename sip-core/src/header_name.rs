@@ -5,9 +5,20 @@
 //! the original spelling stays in the message buffer.
 
 use std::fmt;
+use std::sync::OnceLock;
+
+/// Known names hashed on (length, first and last byte, case-folded) into 256 slots.
+static TABLE: OnceLock<Vec<Vec<(HeaderName, &'static str)>>> = OnceLock::new();
+
+#[inline]
+fn slot(name: &[u8]) -> usize {
+    let first = name.first().map_or(0, |c| c | 0x20) as usize;
+    let last = name.last().map_or(0, |c| c | 0x20) as usize;
+    (name.len().wrapping_mul(31) ^ first.wrapping_mul(7) ^ last.wrapping_mul(13)) & 0xff
+}
 
 macro_rules! names {
-    ($($var:ident => $text:expr $(, $compact:expr)?;)*) => {
+    ($($var:ident => $text:literal $(, $compact:literal)?;)*) => {
         /// A known header name, or `Other` for any other token.
         #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
         #[non_exhaustive]
@@ -36,11 +47,23 @@ macro_rules! names {
                     $($(if c == $compact { return HeaderName::$var; })?)*
                     return HeaderName::Other;
                 }
-                $(
-                    if name.eq_ignore_ascii_case($text.as_bytes()) {
-                        return HeaderName::$var;
+                let table = TABLE.get_or_init(|| {
+                    let mut t: Vec<Vec<(HeaderName, &'static str)>> = vec![Vec::new(); 256];
+                    $(t[slot($text.as_bytes())].push((HeaderName::$var, $text));)*
+                    t
+                });
+                let candidates = &table[slot(name)];
+                // Canonical spelling first (a plain memcmp), then case-insensitive.
+                for (var, text) in candidates {
+                    if name == text.as_bytes() {
+                        return *var;
                     }
-                )*
+                }
+                for (var, text) in candidates {
+                    if name.eq_ignore_ascii_case(text.as_bytes()) {
+                        return *var;
+                    }
+                }
                 HeaderName::Other
             }
 
@@ -144,12 +167,9 @@ impl fmt::Display for HeaderName {
 }
 
 /// True for RFC 3261 `token` characters (§25.1).
+#[inline]
 pub fn is_token_char(c: u8) -> bool {
-    c.is_ascii_alphanumeric()
-        || matches!(
-            c,
-            b'-' | b'.' | b'!' | b'%' | b'*' | b'_' | b'+' | b'`' | b'\'' | b'~'
-        )
+    crate::chars::TOKEN[c as usize]
 }
 
 #[cfg(test)]

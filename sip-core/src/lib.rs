@@ -38,6 +38,7 @@
 //!   keyed by [`transaction::TransactionKey`]; ACK/CANCEL construction.
 
 pub mod builder;
+mod chars;
 pub mod edit;
 pub mod error;
 pub mod framing;

@@ -74,16 +74,31 @@ impl HeaderRef<'_> {
     /// True when this header has the given name (case-insensitive; compact forms and
     /// long forms of known headers match each other).
     pub fn is(&self, name: &str) -> bool {
-        names_match(self.name, self.raw_name, name)
+        Wanted::new(name).matches(self.name, self.raw_name)
     }
 }
 
-pub(crate) fn names_match(known: HeaderName, raw: &str, wanted: &str) -> bool {
-    let w = HeaderName::from_bytes(wanted.as_bytes());
-    if w != HeaderName::Other {
-        known == w
-    } else {
-        known == HeaderName::Other && raw.eq_ignore_ascii_case(wanted)
+/// A header name to look for, classified once.
+#[derive(Clone, Copy)]
+pub(crate) struct Wanted<'n> {
+    known: HeaderName,
+    text: &'n str,
+}
+
+impl<'n> Wanted<'n> {
+    pub(crate) fn new(text: &'n str) -> Self {
+        Wanted {
+            known: HeaderName::from_bytes(text.as_bytes()),
+            text,
+        }
+    }
+
+    pub(crate) fn matches(&self, known: HeaderName, raw: &str) -> bool {
+        if self.known != HeaderName::Other {
+            known == self.known
+        } else {
+            known == HeaderName::Other && raw.eq_ignore_ascii_case(self.text)
+        }
     }
 }
 
@@ -237,12 +252,18 @@ impl Message {
     /// The first header whose name matches `name` (any spelling, compact forms included,
     /// works for unknown headers too).
     pub fn header_str(&self, name: &str) -> Option<&str> {
-        self.headers().find(|h| h.is(name)).map(|h| h.value)
+        let w = Wanted::new(name);
+        self.headers()
+            .find(|h| w.matches(h.name, h.raw_name))
+            .map(|h| h.value)
     }
 
     /// Every value of the headers whose name matches `name`, in order.
     pub fn header_values_str<'s>(&'s self, name: &'s str) -> impl Iterator<Item = &'s str> + 's {
-        self.headers().filter(move |h| h.is(name)).map(|h| h.value)
+        let w = Wanted::new(name);
+        self.headers()
+            .filter(move |h| w.matches(h.name, h.raw_name))
+            .map(|h| h.value)
     }
 
     /// Each comma-separated element of every header line with this name, in order

@@ -244,8 +244,5 @@ fn trim_end(b: &[u8], start: usize, mut end: usize) -> usize {
 
 #[inline]
 pub(crate) fn memchr(needle: u8, hay: &[u8], from: usize) -> Option<usize> {
-    hay.get(from..)?
-        .iter()
-        .position(|&c| c == needle)
-        .map(|i| i + from)
+    memchr::memchr(needle, hay.get(from..)?).map(|i| i + from)
 }

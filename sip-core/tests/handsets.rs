@@ -209,3 +209,40 @@ fn typed_headers_of_handset_registers() {
     let c = iphone.typed::<Contact>().unwrap().unwrap();
     assert!(c.addrs()[0].uri.as_sip().unwrap().user.is_none());
 }
+
+#[test]
+fn via_received_and_rport_stamping() {
+    let m = Message::parse(load("samsung-initial-register.sip")).unwrap();
+    let mut e = m.edit();
+    let src: std::net::SocketAddr = "[2001:db8:45::2]:40001".parse().unwrap();
+    assert_eq!(e.stamp_via_received(src), Ok(true));
+    let out = e.finish_message().unwrap();
+    let v = out.top_via().unwrap().unwrap();
+    assert_eq!(v.rport(), Some(Some(40001)));
+    assert_eq!(v.received(), Some("2001:db8:45::2"));
+    assert_eq!(v.response_target(), ("2001:db8:45::2".to_string(), 40001));
+    assert_eq!(v.branch(), Some("z9hG4bK-524287-1---8a1b2c3d4e5f6071"));
+
+    // No rport and sent-by equals the source: unchanged, byte for byte.
+    let m = Message::parse(load("iphone-initial-register.sip")).unwrap();
+    let mut e = m.edit();
+    assert_eq!(e.stamp_via_received("10.45.0.4:5060".parse().unwrap()), Ok(false));
+    assert_eq!(e.finish(), *m.as_bytes());
+    // NAT: different source IP → received added, second Via value (if any) kept.
+    let m = Message::parse(
+        &b"OPTIONS sip:x SIP/2.0\r\nVia: SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bK1, SIP/2.0/UDP 10.0.0.2;branch=z9hG4bK2\r\n\
+From: <sip:a@x>;tag=1\r\nTo: <sip:x>\r\nCall-ID: c\r\nCSeq: 1 OPTIONS\r\nl: 0\r\n\r\n"[..],
+    )
+    .unwrap();
+    let mut e = m.edit();
+    assert_eq!(e.stamp_via_received("192.0.2.1:6000".parse().unwrap()), Ok(true));
+    let out = e.finish_message().unwrap();
+    let vias: Vec<_> = out.vias().map(|v| v.unwrap().to_string()).collect();
+    assert_eq!(
+        vias,
+        vec![
+            "SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bK1;received=192.0.2.1",
+            "SIP/2.0/UDP 10.0.0.2;branch=z9hG4bK2"
+        ]
+    );
+}

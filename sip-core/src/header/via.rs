@@ -87,6 +87,25 @@ impl<'a> Via<'a> {
         }
     }
 
+    /// Where a response to this Via goes (RFC 3261 §18.2.2, RFC 3581 §4): host from
+    /// `received` (else sent-by), port from `rport=` (else sent-by port, else 5060/5061).
+    pub fn response_target(&self) -> (String, u16) {
+        let host = match self.received() {
+            Some(r) => r.trim_start_matches('[').trim_end_matches(']').to_string(),
+            None => match &self.host {
+                Host::V6(a) => a.to_string(),
+                h => h.to_string(),
+            },
+        };
+        let default = if self.transport.eq_ignore_ascii_case("TLS") {
+            5061
+        } else {
+            5060
+        };
+        let port = self.rport().flatten().or(self.port).unwrap_or(default);
+        (host, port)
+    }
+
     /// True when the transport is reliable (anything but UDP, RFC 3261 §17).
     pub fn is_reliable(&self) -> bool {
         !self.transport.eq_ignore_ascii_case("UDP")
@@ -183,6 +202,11 @@ mod tests {
         let v = Via::parse("SIP/2.0/UDP 10.0.0.1:5060;rport=1234;branch=z9hG4bKx").unwrap();
         assert_eq!(v.rport(), Some(Some(1234)));
         assert_eq!(v.sent_by(), "10.0.0.1:5060");
+        assert_eq!(v.response_target(), ("10.0.0.1".to_string(), 1234));
+        let v6 = Via::parse("SIP/2.0/UDP [2001:db8::1];branch=z9hG4bKx").unwrap();
+        assert_eq!(v6.response_target(), ("2001:db8::1".to_string(), 5060));
+        let nat = Via::parse("SIP/2.0/UDP ue.local:5060;received=192.0.2.9;branch=z9hG4bKx").unwrap();
+        assert_eq!(nat.response_target(), ("192.0.2.9".to_string(), 5060));
         assert!(Via::parse("SIP/2.0/UDP 192.0.2.15;;").is_err());
         assert!(Via::parse("SIP/2.0/UDP").is_err());
         assert!(Via::parse("SIP/2.0 host").is_err());

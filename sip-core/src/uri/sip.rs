@@ -54,7 +54,7 @@ impl<'a> Host<'a> {
         }
         let n = b
             .iter()
-            .position(|&c| !(c.is_ascii_alphanumeric() || matches!(c, b'-' | b'.' | b'_')))
+            .position(|&c| !crate::chars::HOST[c as usize])
             .unwrap_or(b.len());
         if n == 0 {
             return Err(HeaderError::new("host", "empty host"));
@@ -126,75 +126,15 @@ impl fmt::Display for Host<'_> {
 }
 
 fn is_user_char(c: u8) -> bool {
-    c.is_ascii_alphanumeric()
-        || matches!(
-            c,
-            b'-' | b'_'
-                | b'.'
-                | b'!'
-                | b'~'
-                | b'*'
-                | b'\''
-                | b'('
-                | b')'
-                | b'%'
-                | b'&'
-                | b'='
-                | b'+'
-                | b'$'
-                | b','
-                | b';'
-                | b'?'
-                | b'/'
-        )
+    crate::chars::USER[c as usize]
 }
 
 fn is_param_char(c: u8) -> bool {
-    c.is_ascii_alphanumeric()
-        || matches!(
-            c,
-            b'-' | b'_'
-                | b'.'
-                | b'!'
-                | b'~'
-                | b'*'
-                | b'\''
-                | b'('
-                | b')'
-                | b'%'
-                | b'['
-                | b']'
-                | b'/'
-                | b':'
-                | b'&'
-                | b'+'
-                | b'$'
-        )
+    crate::chars::PARAM[c as usize]
 }
 
 fn is_header_char(c: u8) -> bool {
-    c.is_ascii_alphanumeric()
-        || matches!(
-            c,
-            b'-' | b'_'
-                | b'.'
-                | b'!'
-                | b'~'
-                | b'*'
-                | b'\''
-                | b'('
-                | b')'
-                | b'%'
-                | b'['
-                | b']'
-                | b'/'
-                | b'?'
-                | b':'
-                | b'+'
-                | b'$'
-                | b'='
-                | b'&'
-        )
+    crate::chars::URI_HEADER[c as usize]
 }
 
 /// Parses `;name[=value]` URI parameters (no white space allowed) up to `?` or the end.
