@@ -1,0 +1,134 @@
+//! In-memory cache of what MAR needs (K/OPc, AMF, password, IMPUs) plus the SQN block,
+//! keyed by IMPI.
+//!
+//! # Staying correct when another process changes the DB
+//!
+//! Every provisioning change (create/update/delete, by REST or by `hss subscriber …`
+//! in another process) appends the subscriber's IMSI to the `changes` table in the same
+//! transaction. The running HSS
+//!
+//! - evicts immediately on its own changes, and
+//! - polls `changes` for rows newer than the last one it saw (one indexed query every
+//!   250 ms by default, [`crate::store::Store::spawn_change_poller`]) and evicts those
+//!   IMSIs.
+//!
+//! So a change made by another process is visible to Cx within one poll interval, at
+//! the cost of one tiny query per interval rather than one per request. A miss reads the
+//! DB. The S-CSCF assignment is not cached (UAR/SAR/LIR read it from the DB), so SARs
+//! do not churn this cache.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+
+use super::model::{AkaKeys, Password, Subscriber};
+use super::sqn::SqnBlock;
+
+/// What MAR needs about one subscriber.
+#[derive(Debug)]
+pub struct AuthEntry {
+    /// Row id.
+    pub id: i64,
+    /// IMSI.
+    pub imsi: String,
+    /// IMPI.
+    pub impi: String,
+    /// Public identities (URIs).
+    pub impus: Vec<String>,
+    /// AKA keys.
+    pub aka: Option<AkaKeys>,
+    /// AMF for new vectors.
+    pub amf: [u8; 2],
+    /// SIP Digest password.
+    pub password: Option<Password>,
+    /// The SQN block reserved for this subscriber.
+    pub block: tokio::sync::Mutex<SqnBlock>,
+}
+
+impl AuthEntry {
+    /// An entry with an empty SQN block.
+    pub fn new(id: i64, s: &Subscriber) -> Self {
+        Self {
+            id,
+            imsi: s.imsi.clone(),
+            impi: s.impi.clone(),
+            impus: s.impus.iter().map(|i| i.uri.clone()).collect(),
+            aka: s.aka.clone(),
+            amf: s.amf,
+            password: s.password.clone(),
+            block: tokio::sync::Mutex::new(SqnBlock::empty()),
+        }
+    }
+
+    /// Whether `impu` belongs to this subscriber.
+    pub fn has_impu(&self, impu: &str) -> bool {
+        self.impus.iter().any(|i| super::model::uri_eq(i, impu))
+    }
+}
+
+/// The cache.
+#[derive(Debug)]
+pub struct AuthCache {
+    by_impi: RwLock<HashMap<String, Arc<AuthEntry>>>,
+    last_change: AtomicI64,
+    /// Bumped before every eviction; a miss only caches what it read if no eviction
+    /// happened since it started reading (else it could cache a stale row).
+    epoch: AtomicU64,
+}
+
+impl AuthCache {
+    /// Empty cache that has seen changes up to `last_change`.
+    pub fn new(last_change: i64) -> Self {
+        Self {
+            by_impi: RwLock::new(HashMap::new()),
+            last_change: AtomicI64::new(last_change),
+            epoch: AtomicU64::new(0),
+        }
+    }
+
+    /// Cached entry for an IMPI.
+    pub fn get(&self, impi: &str) -> Option<Arc<AuthEntry>> {
+        self.by_impi
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(impi)
+            .cloned()
+    }
+
+    /// The eviction epoch; take it before reading the DB on a miss.
+    pub fn epoch(&self) -> u64 {
+        self.epoch.load(Ordering::Acquire)
+    }
+
+    /// Inserts an entry read while the epoch was `epoch`, unless one is there already
+    /// (then that one wins, so concurrent misses share one SQN block). If an eviction
+    /// happened meanwhile, the entry is returned uncached.
+    pub fn insert(&self, e: AuthEntry, epoch: u64) -> Arc<AuthEntry> {
+        let mut map = self.by_impi.write().unwrap_or_else(|p| p.into_inner());
+        if self.epoch.load(Ordering::Acquire) != epoch {
+            return Arc::new(e);
+        }
+        map.entry(e.impi.clone())
+            .or_insert_with(|| Arc::new(e))
+            .clone()
+    }
+
+    /// Drops the entries of a subscriber.
+    pub fn evict_imsi(&self, imsi: &str) {
+        self.epoch.fetch_add(1, Ordering::AcqRel);
+        self.by_impi
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|_, e| e.imsi != imsi);
+    }
+
+    /// Last change sequence number seen.
+    pub fn last_change(&self) -> i64 {
+        self.last_change.load(Ordering::Acquire)
+    }
+
+    /// Records the last change seen.
+    pub fn set_last_change(&self, seq: i64) {
+        self.last_change.store(seq, Ordering::Release);
+    }
+}

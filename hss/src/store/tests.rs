@@ -1,0 +1,264 @@
+//! Store tests on temporary SQLite files.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use super::model::*;
+use super::*;
+
+pub(crate) fn temp_db(name: &str) -> String {
+    let dir = std::env::temp_dir().join(format!(
+        "ims-hss-store-{}-{}-{}",
+        name,
+        std::process::id(),
+        rand::random::<u32>()
+    ));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    dir.join("hss.db").display().to_string()
+}
+
+pub(crate) fn alice(imsi: &str) -> NewSubscriber {
+    NewSubscriber {
+        imsi: imsi.to_string(),
+        impi: None,
+        impus: vec![
+            Impu {
+                uri: format!("sip:{imsi}@ims.mnc001.mcc001.3gppnetwork.org"),
+                irs: 0,
+                barred: false,
+            },
+            Impu {
+                uri: format!("tel:+1{}", &imsi[imsi.len() - 6..]),
+                irs: 0,
+                barred: false,
+            },
+        ],
+        aka: Some(
+            aka_from_hex(
+                "465b5ce8b199b49faa5f0a2ee238a6bc",
+                Some("cdc202d5123e20f62b6d676ac72cb318"),
+                None,
+            )
+            .expect("keys"),
+        ),
+        amf: None,
+        sqn: Some(0x1000),
+        password: None,
+        ifc_xml: None,
+        scscf_name: None,
+    }
+}
+
+#[tokio::test]
+async fn create_get_update_delete() {
+    let store = Store::open(&temp_db("crud")).await.expect("open");
+    let s = store
+        .create(alice("001010000000001"))
+        .await
+        .expect("create");
+    assert_eq!(s.impi, "001010000000001@ims.mnc001.mcc001.3gppnetwork.org");
+    assert_eq!(s.impus.len(), 2);
+    assert!(s.aka.as_ref().expect("aka").op.is_some());
+    assert_eq!(
+        s.aka.as_ref().expect("aka").opc.expose_hex(),
+        "cd63cb71954a9f4e48a5994e37a02baf"
+    );
+    assert_eq!(s.sqn, 0x1000);
+
+    // Duplicate IMSI, IMPI, IMPU.
+    let e = store.create(alice("001010000000001")).await.unwrap_err();
+    assert!(
+        matches!(e, StoreError::Duplicate { field: "imsi", .. }),
+        "{e}"
+    );
+    let mut dup_impi = alice("001010000000002");
+    dup_impi.impi = Some(s.impi.clone());
+    let e = store.create(dup_impi).await.unwrap_err();
+    assert!(
+        matches!(e, StoreError::Duplicate { field: "impi", .. }),
+        "{e}"
+    );
+    let mut dup_impu = alice("001010000000003");
+    dup_impu.impus = vec![s.impus[0].clone()];
+    let e = store.create(dup_impu).await.unwrap_err();
+    assert!(
+        matches!(e, StoreError::Duplicate { field: "impu", .. }),
+        "{e}"
+    );
+
+    // Lookups by IMSI, IMPI, IMPU (with parameters).
+    assert!(store.get(&s.impi).await.expect("get").is_some());
+    let by_impu = store
+        .get_by_impu(&format!("{};user=phone", s.impus[0].uri))
+        .await
+        .expect("get_by_impu")
+        .expect("found");
+    assert_eq!(by_impu.imsi, s.imsi);
+
+    let up = store
+        .update(
+            &s.imsi,
+            SubscriberUpdate {
+                amf: Some([0x90, 0x01]),
+                password: Some(Some(Password::new("secret"))),
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("update");
+    assert_eq!(up.amf, [0x90, 0x01]);
+    assert_eq!(up.password.as_ref().map(|p| p.expose()), Some("secret"));
+    assert_eq!(up.sqn, 0x1000, "sqn untouched when not given");
+    assert_eq!(store.list().await.expect("list").len(), 1);
+    assert!(store.delete(&s.impi).await.expect("delete"));
+    assert!(!store.delete(&s.imsi).await.expect("delete again"));
+    assert!(store.get(&s.imsi).await.expect("get").is_none());
+}
+
+#[tokio::test]
+async fn sqns_unique_under_concurrency_and_across_reopen() {
+    let path = temp_db("sqn");
+    let store = Store::open(&path).await.expect("open");
+    let s = store
+        .create(alice("001010000000010"))
+        .await
+        .expect("create");
+    let mut tasks = Vec::new();
+    for _ in 0..200 {
+        let st = store.clone();
+        let impi = s.impi.clone();
+        tasks.push(tokio::spawn(async move {
+            let e = st.auth_entry(&impi).await.expect("entry").expect("some");
+            st.allocate_sqns(&e, 3).await.expect("alloc")
+        }));
+    }
+    let mut seen = HashSet::new();
+    let mut max = 0;
+    for t in tasks {
+        for sqn in t.await.expect("join") {
+            assert!(seen.insert(sqn), "SQN {sqn} handed out twice");
+            assert_eq!(sqn % 32, 0);
+            assert!(sqn > 0x1000);
+            max = max.max(sqn);
+        }
+    }
+    assert_eq!(seen.len(), 600);
+    store.close().await;
+    drop(store);
+
+    let store = Store::open(&path).await.expect("reopen");
+    let e = store
+        .auth_entry(&s.impi)
+        .await
+        .expect("entry")
+        .expect("some");
+    let next = store.allocate_sqns(&e, 1).await.expect("alloc");
+    assert!(next[0] > max, "{} must be above {}", next[0], max);
+}
+
+#[tokio::test]
+async fn other_process_changes_become_visible() {
+    let path = temp_db("visible");
+    let hss = Store::open(&path).await.expect("open");
+    let cli = Store::open(&path).await.expect("open second");
+    let s = cli.create(alice("001010000000020")).await.expect("create");
+    assert_eq!(hss.poll_changes().await.expect("poll"), 1, "the creation");
+    let e1 = hss.auth_entry(&s.impi).await.expect("entry").expect("some");
+    assert_eq!(e1.amf, [0x80, 0]);
+    cli.update(
+        &s.imsi,
+        SubscriberUpdate {
+            amf: Some([0x12, 0x34]),
+            ..Default::default()
+        },
+    )
+    .await
+    .expect("update");
+    // Still cached until the poll.
+    assert_eq!(
+        hss.auth_entry(&s.impi).await.expect("e").expect("s").amf,
+        [0x80, 0]
+    );
+    assert_eq!(hss.poll_changes().await.expect("poll"), 1);
+    assert_eq!(
+        hss.auth_entry(&s.impi).await.expect("e").expect("s").amf,
+        [0x12, 0x34]
+    );
+    cli.delete(&s.imsi).await.expect("delete");
+    hss.poll_changes().await.expect("poll");
+    assert!(hss.auth_entry(&s.impi).await.expect("e").is_none());
+}
+
+#[tokio::test]
+async fn resync_moves_sqn_forward_only_when_needed() {
+    let store = Store::open(&temp_db("resync")).await.expect("open");
+    let s = store
+        .create(alice("001010000000030"))
+        .await
+        .expect("create");
+    let e: Arc<AuthEntry> = store.auth_entry(&s.impi).await.expect("e").expect("s");
+    let first = store.allocate_sqns(&e, 1).await.expect("alloc")[0];
+    assert_eq!(first, 0x1000 + 32);
+    // USIM far ahead: SQN jumps to SQN_MS, next vector carries SQN_MS + 32.
+    assert!(store.resync(&e, 0x50_0000).await.expect("resync"));
+    assert_eq!(
+        store.allocate_sqns(&e, 1).await.expect("alloc")[0],
+        0x50_0000 + 32
+    );
+    // USIM behind our next SQN: nothing to change.
+    assert!(!store.resync(&e, 0x40_0000).await.expect("resync"));
+    assert_eq!(
+        store.allocate_sqns(&e, 1).await.expect("alloc")[0],
+        0x50_0000 + 64
+    );
+}
+
+#[tokio::test]
+async fn assignment_does_not_touch_cache() {
+    let store = Store::open(&temp_db("assign")).await.expect("open");
+    let s = store
+        .create(alice("001010000000040"))
+        .await
+        .expect("create");
+    store
+        .set_assignment(
+            &s.imsi,
+            Some("sip:scscf.ims.test:6060"),
+            Some("scscf.ims.test"),
+        )
+        .await
+        .expect("assign");
+    let got = store.get(&s.imsi).await.expect("get").expect("some");
+    assert_eq!(got.scscf_name.as_deref(), Some("sip:scscf.ims.test:6060"));
+    assert_eq!(got.scscf_host.as_deref(), Some("scscf.ims.test"));
+    store
+        .set_assignment(&s.imsi, None, None)
+        .await
+        .expect("clear");
+    assert!(store
+        .get(&s.imsi)
+        .await
+        .expect("get")
+        .expect("s")
+        .scscf_name
+        .is_none());
+}
+
+#[test]
+fn db_urls() {
+    assert_eq!(
+        normalize_db_url("./hss.db").expect("ok"),
+        (Backend::Sqlite, "sqlite://./hss.db?mode=rwc".to_string())
+    );
+    assert_eq!(
+        normalize_db_url("sqlite:///tmp/x.db").expect("ok").1,
+        "sqlite:///tmp/x.db?mode=rwc"
+    );
+    assert_eq!(
+        normalize_db_url("postgres://u:p@localhost/hss")
+            .expect("ok")
+            .0,
+        Backend::Postgres
+    );
+    assert!(normalize_db_url("mysql://x").is_err());
+}

@@ -1,0 +1,5 @@
+//! Proof tests of the HSS (one test binary; real TCP on 127.0.0.1, SQLite temp files).
+
+mod cli;
+mod rest;
+mod util;
