@@ -81,6 +81,9 @@ pub struct Core {
     pub(crate) cx: Arc<dyn Cx>,
     pub(crate) state: Mutex<State>,
     pub(crate) store_tx: Option<tokio::sync::mpsc::Sender<StoreOp>>,
+    /// Striped per-IMPU locks serialising binding updates (SAR included), so concurrent
+    /// REGISTER / de-REGISTER for one IMPU apply one after the other.
+    stripes: Vec<tokio::sync::Mutex<()>>,
 }
 
 impl Core {
@@ -95,7 +98,14 @@ impl Core {
             cx,
             state: Mutex::new(State::default()),
             store_tx,
+            stripes: (0..256).map(|_| tokio::sync::Mutex::new(())).collect(),
         }
+    }
+
+    /// The update lock of one IMPU.
+    pub(crate) async fn lock_impu(&self, impu: &str) -> tokio::sync::MutexGuard<'_, ()> {
+        let i = (crate::model::fnv64(&[impu]) % self.stripes.len() as u64) as usize;
+        self.stripes[i].lock().await
     }
 
     /// The settings.

@@ -464,6 +464,32 @@ async fn star_without_expires_zero_is_400() {
 }
 
 #[tokio::test]
+async fn concurrent_registers_for_one_impu_keep_both_contacts() {
+    let hss = Arc::new(FakeHss::new(&["sip:alice@ims.test"]));
+    *hss.sar_delay.lock().unwrap() = Duration::from_millis(20);
+    let c = core(&hss);
+    let mut a = RegisterSpec::alice();
+    a.contacts = vec!["<sip:alice@10.0.0.1:5060>".into()];
+    let mut b = RegisterSpec::alice();
+    b.call_id = "device-b".into();
+    b.contacts = vec!["<sip:alice@10.0.0.2:5060>".into()];
+    let (_, na) = challenge(&c, &a).await;
+    let (_, nb) = challenge(&c, &b).await;
+    let res = hex::decode(SET1_RES).unwrap();
+    a.cseq = 2;
+    a.authorization = Some(answer(&a.impi, "ims.test", &na, &res, true, 1));
+    b.cseq = 2;
+    b.authorization = Some(answer(&b.impi, "ims.test", &nb, &res, true, 1));
+    let (ma, mb) = (msg(&a.to_text()), msg(&b.to_text()));
+    let (ra, rb) = tokio::join!(c.register(&ma, NOW), c.register(&mb, NOW));
+    assert_eq!((code(&ra), code(&rb)), (200, 200));
+    let reg = c.registration("sip:alice@ims.test").unwrap();
+    assert_eq!(reg.contacts.len(), 2, "no lost update");
+    let types: Vec<Sat> = hss.sar_log().iter().map(|s| s.assignment).collect();
+    assert_eq!(types, vec![Sat::Registration, Sat::ReRegistration]);
+}
+
+#[tokio::test]
 async fn hss_failures_map_to_sip() {
     let hss = Arc::new(FakeHss::new(&["sip:alice@ims.test"]));
     let c = core(&hss);

@@ -352,6 +352,7 @@ impl Core {
         let cseq = req.cseq().map(|c| c.0).unwrap_or(0);
         let path = req.header_values("Path");
         let creq = self.contacts_request(req)?;
+        let _serial = self.lock_impu(impu).await;
         let existing = self.registration(impu);
         let had = existing.as_ref().is_some_and(|r| !r.contacts.is_empty());
         let mut contacts = existing

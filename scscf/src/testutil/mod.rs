@@ -44,6 +44,8 @@ pub struct FakeHss {
     pub mars: Mutex<Vec<MarRequest>>,
     /// SARs received.
     pub sars: Mutex<Vec<SarRequest>>,
+    /// Delay before each SAA (to let concurrent requests interleave).
+    pub sar_delay: Mutex<Duration>,
 }
 
 impl FakeHss {
@@ -55,6 +57,7 @@ impl FakeHss {
             irs: irs.iter().map(|s| s.to_string()).collect(),
             mars: Mutex::new(Vec::new()),
             sars: Mutex::new(Vec::new()),
+            sar_delay: Mutex::new(Duration::ZERO),
         }
     }
 
@@ -135,6 +138,10 @@ impl Cx for FakeHss {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .push(req);
+        let delay = *self.sar_delay.lock().unwrap_or_else(|p| p.into_inner());
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
+        }
         match self.mode() {
             FakeMode::Fail(e) => Err(e),
             FakeMode::Hang => {
