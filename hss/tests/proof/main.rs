@@ -3,6 +3,8 @@
 mod cli;
 mod cx;
 mod harness;
+mod interop;
+mod malformed;
 mod rest;
 mod sqn;
 mod util;
