@@ -7,9 +7,9 @@ use ims_sip_core::transaction::{
     Action, ClientInvite, ClientNonInvite, Transaction, TransactionKey,
 };
 use ims_sip_core::{Message, Method};
-use tokio::sync::mpsc;
 use tracing::{debug, warn};
 
+use super::mailbox::{self, Receiver, Sender};
 use super::TsxInner;
 use crate::error::{Result, TransportError};
 use crate::flow::{Target, Transport};
@@ -40,7 +40,7 @@ impl Machine {
 #[derive(Debug)]
 pub struct ClientTransaction {
     key: TransactionKey,
-    rx: mpsc::UnboundedReceiver<Result<Message>>,
+    rx: Receiver<Result<Message>>,
 }
 
 impl ClientTransaction {
@@ -93,7 +93,7 @@ pub(super) async fn start(
     .map_err(|_| TransportError::BadRequest("request has no Via branch"))?;
     let mut machine = machine;
     let key = machine.tsx().key().clone();
-    let (resp_tx, resp_rx) = mpsc::unbounded_channel();
+    let (resp_tx, resp_rx) = mailbox::mailbox();
     {
         let mut clients = lock(&inner.clients);
         if clients.contains_key(&key) {
@@ -103,7 +103,7 @@ pub(super) async fn start(
         }
         clients.insert(key.clone(), resp_tx);
     }
-    let (user_tx, user_rx) = mpsc::unbounded_channel();
+    let (user_tx, user_rx) = mailbox::mailbox();
     tokio::spawn(run(inner, machine, key.clone(), target, resp_rx, user_tx));
     Ok(ClientTransaction { key, rx: user_rx })
 }
@@ -113,8 +113,8 @@ async fn run(
     mut m: Machine,
     key: TransactionKey,
     mut target: Target,
-    mut responses: mpsc::UnboundedReceiver<Message>,
-    user: mpsc::UnboundedSender<Result<Message>>,
+    mut responses: Receiver<Message>,
+    user: Sender<Result<Message>>,
 ) {
     let call_id: Box<str> = match &m {
         Machine::NonInvite(x) => x.request().call_id().unwrap_or("").into(),
@@ -156,6 +156,7 @@ async fn run(
                 }
                 Action::Terminated => {
                     lock(&inner.clients).remove(&key);
+                    user.close();
                     return;
                 }
             }
@@ -166,6 +167,7 @@ async fn run(
                 Some(resp) => m.handle_response(now(), resp),
                 None => {
                     lock(&inner.clients).remove(&key);
+                    user.close();
                     return;
                 }
             },

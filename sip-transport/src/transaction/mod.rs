@@ -17,6 +17,7 @@
 //!   cannot key a transaction go to the upper layer as they are.
 
 mod client;
+mod mailbox;
 mod server;
 
 use std::collections::HashMap;
@@ -25,7 +26,6 @@ use std::time::Duration;
 
 use ims_sip_core::transaction::TransactionKey;
 use ims_sip_core::{Message, Method};
-use tokio::sync::mpsc;
 use tracing::{debug, warn};
 
 pub use client::ClientTransaction;
@@ -87,8 +87,9 @@ pub(crate) struct TsxInner {
     pub(crate) timers: TimerConfig,
     pub(crate) options: TransactionOptions,
     upper: Arc<dyn IncomingHandler>,
-    pub(crate) clients: Mutex<HashMap<TransactionKey, mpsc::UnboundedSender<Message>>>,
+    pub(crate) clients: Mutex<HashMap<TransactionKey, mailbox::Sender<Message>>>,
     pub(crate) servers: Mutex<HashMap<TransactionKey, server::Shared>>,
+    pub(crate) timer_j: server::TimerJQueue,
 }
 
 /// The transaction layer of one node. Cheap to clone.
@@ -135,6 +136,7 @@ impl TransactionLayer {
             upper,
             clients: Mutex::new(HashMap::new()),
             servers: Mutex::new(HashMap::new()),
+            timer_j: server::TimerJQueue::default(),
         });
         if !inner
             .transport
@@ -143,6 +145,26 @@ impl TransactionLayer {
             warn!("transport already had a handler: the transaction layer will not see incoming messages");
         }
         TransactionLayer { inner }
+    }
+
+    /// Builds a node's SIP stack from its configuration: a transport with the
+    /// `[sip]` limits, every `[sip] listen` socket bound, the `[timers]` values, and
+    /// this transaction layer on top delivering to `upper`.
+    pub async fn bind(
+        sip: &ims_config::SipConfig,
+        timers: &ims_config::TimersConfig,
+        options: TransactionOptions,
+        upper: Arc<dyn IncomingHandler>,
+    ) -> Result<TransactionLayer> {
+        let transport =
+            TransportLayer::without_handler(crate::options::TransportOptions::from_config(sip));
+        transport.bind_all(&sip.listen).await?;
+        Ok(TransactionLayer::new(
+            transport,
+            timer_config(timers),
+            options,
+            upper,
+        ))
     }
 
     /// The transport underneath.
@@ -238,7 +260,7 @@ impl TransactionLayer {
         if let Some(tx) = tx {
             if let Err(e) = tx.send(incoming.message) {
                 debug!(
-                    call_id = e.0.call_id().unwrap_or(""),
+                    call_id = e.call_id().unwrap_or(""),
                     "client transaction ended: response dropped"
                 );
             }

@@ -218,18 +218,113 @@ fn remove(inner: &TsxInner, key: &TransactionKey, entry: &Shared) {
 }
 
 fn maybe_start_timer(inner: &Arc<TsxInner>, key: &TransactionKey, entry: &Shared) {
-    {
+    let fifo = {
         let mut g = lock(entry);
-        if g.timer_running || g.machine.poll_timeout().is_none() {
+        let Some(deadline) = g.machine.poll_timeout() else {
+            return;
+        };
+        if g.timer_running {
             return;
         }
         g.timer_running = true;
+        // A non-INVITE server transaction's only timer is J, always 64·T1 after the
+        // final response: deadlines arrive in order, so one queue and one task serve
+        // them all (no task per transaction for the 32 s of Timer J).
+        matches!(g.machine, Machine::NonInvite(_)).then_some(deadline)
+    };
+    match fifo {
+        Some(deadline) => inner
+            .timer_j
+            .push(inner, deadline, key.clone(), Arc::downgrade(entry)),
+        None => {
+            tokio::spawn(timer_task(
+                Arc::downgrade(inner),
+                key.clone(),
+                entry.clone(),
+            ));
+        }
     }
-    tokio::spawn(timer_task(
-        Arc::downgrade(inner),
-        key.clone(),
-        entry.clone(),
-    ));
+}
+
+/// Deadline, key and entry of one transaction waiting for Timer J.
+type JItem = (std::time::Instant, TransactionKey, Weak<Mutex<Entry>>);
+
+/// The Timer J queue of non-INVITE server transactions (see `maybe_start_timer`).
+#[derive(Default)]
+pub(crate) struct TimerJQueue {
+    queue:
+        Mutex<std::collections::VecDeque<(std::time::Instant, TransactionKey, Weak<Mutex<Entry>>)>>,
+    wake: tokio::sync::Notify,
+    started: std::sync::atomic::AtomicBool,
+}
+
+impl TimerJQueue {
+    fn push(
+        &self,
+        inner: &Arc<TsxInner>,
+        at: std::time::Instant,
+        key: TransactionKey,
+        entry: Weak<Mutex<Entry>>,
+    ) {
+        let was_empty = {
+            let mut q = lock(&self.queue);
+            q.push_back((at, key, entry));
+            q.len() == 1
+        };
+        if !self.started.swap(true, std::sync::atomic::Ordering::AcqRel) {
+            tokio::spawn(timer_j_task(Arc::downgrade(inner)));
+        }
+        if was_empty {
+            self.wake.notify_one();
+        }
+    }
+}
+
+async fn timer_j_task(inner: Weak<TsxInner>) {
+    loop {
+        let Some(strong) = inner.upgrade() else {
+            return;
+        };
+        let front = lock(&strong.timer_j.queue).front().map(|x| x.0);
+        match front {
+            None => {
+                // Re-check every second so that a dropped layer ends this task.
+                let notified = strong.timer_j.wake.notified();
+                let _ = tokio::time::timeout(std::time::Duration::from_secs(1), notified).await;
+                continue;
+            }
+            Some(at) => {
+                drop(strong);
+                tokio::time::sleep_until(tokio::time::Instant::from_std(at)).await;
+            }
+        }
+        let Some(strong) = inner.upgrade() else {
+            return;
+        };
+        let now = now();
+        loop {
+            let item = {
+                let mut q = lock(&strong.timer_j.queue);
+                match q.front() {
+                    Some((at, _, _)) if *at <= now => q.pop_front(),
+                    _ => None,
+                }
+            };
+            let Some((_, key, entry)) = item else { break };
+            let Some(entry) = entry.upgrade() else {
+                continue;
+            };
+            let terminated = {
+                let mut g = lock(&entry);
+                g.machine.tsx().handle_timeout(now);
+                drain(&mut g);
+                g.machine.tsx().is_terminated()
+            };
+            if terminated {
+                remove(&strong, &key, &entry);
+            }
+        }
+    }
 }
 
 async fn timer_task(inner: Weak<TsxInner>, key: TransactionKey, entry: Shared) {
