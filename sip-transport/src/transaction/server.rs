@@ -252,8 +252,7 @@ type JItem = (std::time::Instant, TransactionKey, Weak<Mutex<Entry>>);
 /// The Timer J queue of non-INVITE server transactions (see `maybe_start_timer`).
 #[derive(Default)]
 pub(crate) struct TimerJQueue {
-    queue:
-        Mutex<std::collections::VecDeque<(std::time::Instant, TransactionKey, Weak<Mutex<Entry>>)>>,
+    queue: Mutex<std::collections::VecDeque<JItem>>,
     wake: tokio::sync::Notify,
     started: std::sync::atomic::AtomicBool,
 }
