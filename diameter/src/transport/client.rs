@@ -8,7 +8,7 @@ use tokio::net::TcpStream;
 use tracing::{debug, info, warn};
 
 use super::connection::{ConnParams, Connection};
-use super::handle::{PeerHandle, PeerStatus, Slot};
+use super::handle::{PeerHandle, PeerStatus, Slot, StopOnDrop};
 use super::RequestHandler;
 use crate::codec::DEFAULT_MAX_MESSAGE_LEN;
 use crate::peer::{LocalNode, PeerTimers, Role};
@@ -58,7 +58,10 @@ pub fn connect(
     handler: Option<Arc<dyn RequestHandler>>,
 ) -> PeerHandle {
     let slot = Slot::new(config.request_timeout, config.remote.clone());
-    let handle = PeerHandle { slot: slot.clone() };
+    let handle = PeerHandle {
+        slot: slot.clone(),
+        _owner: Some(Arc::new(StopOnDrop(slot.clone()))),
+    };
     tokio::spawn(supervise(config, Arc::new(local), handler, slot));
     handle
 }
@@ -80,6 +83,7 @@ async fn supervise(
             _ = slot.stop.notified() => break,
         };
         match stream {
+            Ok(Ok(_)) if slot.stopped.load(Ordering::SeqCst) => break,
             Ok(Ok(stream)) => {
                 debug!(remote = %config.remote, "connected");
                 let params = ConnParams {

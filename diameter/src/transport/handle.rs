@@ -65,9 +65,27 @@ impl Slot {
 }
 
 /// Sends requests to one peer. Cheap to clone; all clones share the connection.
+///
+/// For a client connection ([`super::connect`]), dropping the last clone stops
+/// reconnecting and closes the connection (with DPR).
 #[derive(Debug, Clone)]
 pub struct PeerHandle {
     pub(crate) slot: Arc<Slot>,
+    pub(crate) _owner: Option<Arc<StopOnDrop>>,
+}
+
+/// Stops a client connection when the last handle goes away.
+#[derive(Debug)]
+pub(crate) struct StopOnDrop(pub(crate) Arc<Slot>);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        self.0.stopped.store(true, Ordering::SeqCst);
+        self.0.stop.notify_waiters();
+        if let Some(c) = self.0.conn() {
+            c.control(Control::Close(DisconnectCause::Rebooting));
+        }
+    }
 }
 
 impl PeerHandle {

@@ -147,12 +147,19 @@ impl Server {
         debug!(%addr, "accepted");
         let id = self.shared.next_id.fetch_add(1, Ordering::Relaxed);
         let slot = Slot::new(self.shared.config.request_timeout, addr.to_string());
-        let handle = PeerHandle { slot: slot.clone() };
+        let handle = PeerHandle {
+            slot: slot.clone(),
+            _owner: None,
+        };
         if let Ok(mut all) = self.shared.all.lock() {
             all.insert(id, handle.clone());
         }
         let weak = Arc::downgrade(&self.shared);
         let hook: EventHook = Arc::new(move |conn: &Arc<Connection>, ev: &ConnEvent| {
+            if let ConnEvent::Closed = ev {
+                // Break the Slot <-> Connection reference cycle.
+                handle.slot.set_conn(None);
+            }
             let Some(shared) = weak.upgrade() else { return };
             let host = conn.info().map(|i| i.origin_host().to_ascii_lowercase());
             match ev {

@@ -470,3 +470,26 @@ fn timers_default_to_rfc3539() {
     assert_eq!(t.watchdog, Duration::from_secs(30));
     assert_eq!(t.reopen_dwa_required, 3);
 }
+
+#[tokio::test]
+async fn dropping_the_last_client_handle_disconnects() {
+    let srv = start_server(ServerConfig::default()).await;
+    let peer = connect(client_config(srv.addr), node("client.ims.test"), None);
+    peer.wait_open(Duration::from_secs(5)).await.unwrap();
+    let clone = peer.clone();
+    drop(peer);
+    assert_eq!(clone.status(), PeerStatus::Open, "a clone keeps it alive");
+    drop(clone);
+    for _ in 0..200 {
+        if srv.handle.connection_count() == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(
+        srv.handle.connection_count(),
+        0,
+        "DPR sent and connection closed"
+    );
+    srv.stop().await;
+}
