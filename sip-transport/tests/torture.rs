@@ -58,15 +58,29 @@ async fn torture_over_udp() {
         let peer = UdpSocket::bind(LOCAL).await.unwrap();
         peer.send_to(&c.bytes, udp).await.unwrap();
         let mut buf = vec![0u8; 65536];
-        let reply = tokio::time::timeout(Duration::from_millis(150), peer.recv_from(&mut buf))
-            .await
-            .ok()
-            .and_then(|r| r.ok())
-            .and_then(|(n, _)| status_of(&buf[..n]));
-        let mut delivered = 0;
-        while let Ok(m) = rx.try_recv() {
-            delivered += 1;
-            if c.name == "dblreq" {
+        let mut delivered = Vec::new();
+        let mut reply = None;
+        // Wait for the first outcome (an answer or a delivery; nothing for dropped
+        // messages), then a short grace for anything else.
+        let first = Duration::from_millis(1500);
+        let grace = Duration::from_millis(50);
+        let mut wait = first;
+        loop {
+            tokio::select! {
+                r = peer.recv_from(&mut buf) => {
+                    let (n, _) = r.unwrap();
+                    reply = status_of(&buf[..n]);
+                    wait = grace;
+                }
+                m = rx.recv() => {
+                    delivered.push(m.unwrap());
+                    wait = grace;
+                }
+                _ = tokio::time::sleep(wait) => break,
+            }
+        }
+        if c.name == "dblreq" {
+            for m in &delivered {
                 assert_eq!(
                     m.message.method(),
                     Some(&Method::Register),
@@ -74,7 +88,7 @@ async fn torture_over_udp() {
                 );
             }
         }
-        outcome.insert(c.name.clone(), (delivered, reply));
+        outcome.insert(c.name.clone(), (delivered.len(), reply));
     }
     for c in &cases {
         let (delivered, reply) = outcome[&c.name];
@@ -135,10 +149,23 @@ async fn torture_over_tcp() {
         };
         s.write_all(&bytes).await.unwrap();
         let mut buf = vec![0u8; 65536];
-        let read = tokio::time::timeout(Duration::from_millis(150), s.read(&mut buf)).await;
         let mut delivered = 0;
-        while rx.try_recv().is_ok() {
-            delivered += 1;
+        // Ok(n): read n octets (0 = closed); Err: nothing read before the wait ended.
+        let mut read: Result<std::io::Result<usize>, ()> = Err(());
+        let mut wait = Duration::from_millis(1500);
+        loop {
+            tokio::select! {
+                r = s.read(&mut buf), if read.is_err() => {
+                    read = Ok(r);
+                    wait = Duration::from_millis(50);
+                }
+                m = rx.recv() => {
+                    m.unwrap();
+                    delivered += 1;
+                    wait = Duration::from_millis(50);
+                }
+                _ = tokio::time::sleep(wait) => break,
+            }
         }
         match c.name.as_str() {
             // Negative / conflicting Content-Length: unrecoverable framing, closed.

@@ -46,10 +46,22 @@ async fn udp_client_and_server_transactions() {
     assert_eq!(resp.status(), Some(StatusCode::OK));
     assert_eq!(resp.call_id(), Some("tsx-udp"));
     // B keeps the server transaction for Timer J (64·T1 = 1.28 s), A for Timer K (T4).
+    let answered = Instant::now();
     assert_eq!(b.server_count(), 1);
-    tokio::time::sleep(Duration::from_millis(1600)).await;
-    assert_eq!(b.server_count(), 0, "Timer J ended the server transaction");
-    assert_eq!(a.client_count(), 0, "Timer K ended the client transaction");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(b.server_count(), 1, "still absorbing retransmissions");
+    while b.server_count() > 0 || a.client_count() > 0 {
+        assert!(
+            answered.elapsed() < Duration::from_secs(10),
+            "Timer J/K never ended the transactions"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        answered.elapsed() >= Duration::from_millis(1200),
+        "Timer J ended early: {:?}",
+        answered.elapsed()
+    );
 }
 
 #[tokio::test]
@@ -107,7 +119,8 @@ async fn timer_f_times_out_with_short_t1() {
     assert!(elapsed < Duration::from_secs(3), "{elapsed:?}");
     // Timer E: 10, 20, 40, 80, 80, ... ms (T2 = 80 ms): about 10 copies in 640 ms.
     let copies = counter.await.unwrap();
-    assert!((6..=14).contains(&copies), "{copies} copies");
+    // (a loaded machine fires timers late, so fewer copies; never more than 12)
+    assert!((4..=12).contains(&copies), "{copies} copies");
     assert_eq!(a.client_count(), 0);
 }
 
