@@ -24,6 +24,30 @@
 //! - [`handler`] — [`IncomingHandler`], [`handler::channel`].
 //! - [`transaction`] — [`transaction::TransactionLayer`].
 
+//! # Use from a role
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use ims_sip_core::{builder::ResponseBuilder, StatusCode};
+//! use ims_sip_transport::transaction::{TransactionLayer, TransactionOptions};
+//! use ims_sip_transport::{channel, Target};
+//! # async fn demo(cfg: ims_config::IcscfConfig) -> Result<(), Box<dyn std::error::Error>> {
+//! let (upper, mut rx) = channel(4096);
+//! let sip = TransactionLayer::bind(&cfg.sip, &cfg.timers, TransactionOptions::default(), Arc::new(upper)).await?;
+//! while let Some(req) = rx.recv().await {
+//!     // A request in its server transaction (retransmissions never show up here).
+//!     let resp = ResponseBuilder::new(&req.message, StatusCode::OK).to_tag("x").build_message()?;
+//!     sip.respond(&req, &resp).await?;
+//!     // Forwarding it: a client transaction (UDP retransmissions, Timer F → Err(Timeout)).
+//!     let mut e = req.message.edit();
+//!     e.prepend("Via", format!("SIP/2.0/UDP 127.0.0.1:5070;branch={}", ims_sip_core::builder::new_branch()));
+//!     e.decrement_max_forwards()?;
+//!     let answer = sip.request(e.finish_message()?, Target::udp("127.0.0.1:5080".parse()?)).await;
+//! #   let _ = answer;
+//! }
+//! # Ok(()) }
+//! ```
+
 #![deny(missing_docs)]
 
 mod conn;
