@@ -383,4 +383,52 @@ mod tests {
         assert_eq!(regs, vec![reg()]);
         assert!(subs.is_empty());
     }
+
+    /// The same round trip on PostgreSQL when `SCSCF_TEST_POSTGRES_URL` names a database
+    /// (e.g. `postgres://postgres@127.0.0.1:55432/scscf_test`); skipped otherwise.
+    #[tokio::test]
+    async fn roundtrip_postgres() {
+        let Ok(url) = std::env::var("SCSCF_TEST_POSTGRES_URL") else {
+            println!("skipped: SCSCF_TEST_POSTGRES_URL not set (no PostgreSQL server to use)");
+            return;
+        };
+        let st = Store::open(&url).await.unwrap();
+        st.apply(vec![StoreOp::DeleteRegistration(reg().id)])
+            .await
+            .unwrap();
+        let (tx, h) = st.spawn_writer(16);
+        tx.send(StoreOp::PutRegistration(reg())).await.unwrap();
+        let mut sub = Subscription {
+            id: "c;l;r".into(),
+            aor: "sip:alice@ims.test".into(),
+            call_id: "c".into(),
+            local_tag: "l".into(),
+            remote_tag: "r".into(),
+            local_uri: "<sip:alice@ims.test>".into(),
+            remote_uri: "<sip:alice@ims.test>".into(),
+            remote_target: "sip:alice@10.0.0.1".into(),
+            route_set: vec!["<sip:p;lr>".into()],
+            local_cseq: 3,
+            version: 2,
+            expires_at: 1_800_000_000,
+        };
+        tx.send(StoreOp::PutSubscription(sub.clone()))
+            .await
+            .unwrap();
+        sub.version = 3;
+        tx.send(StoreOp::PutSubscription(sub.clone()))
+            .await
+            .unwrap();
+        h.shutdown().await;
+        drop(tx);
+        let (regs, subs) = Store::open(&url).await.unwrap().load().await.unwrap();
+        assert!(regs.contains(&reg()));
+        assert!(subs.contains(&sub));
+        st.apply(vec![
+            StoreOp::DeleteRegistration(reg().id),
+            StoreOp::DeleteSubscription(sub.id.clone()),
+        ])
+        .await
+        .unwrap();
+    }
 }
