@@ -23,8 +23,22 @@ fn main() -> anyhow::Result<()> {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&cfg.log.level));
     tracing_subscriber::fmt().with_env_filter(filter).init();
     let rt = tokio::runtime::Runtime::new()?;
-    rt.block_on(ims_scscf::node::run(&cfg, async {
-        let _ = tokio::signal::ctrl_c().await;
-    }))?;
+    rt.block_on(ims_scscf::node::run(&cfg, termination()))?;
     Ok(())
+}
+
+/// SIGINT or SIGTERM: stop, flushing the registration store first.
+async fn termination() {
+    use tokio::signal::unix::{signal, SignalKind};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
 }
