@@ -52,7 +52,7 @@ pub struct DemoSubscriberConfig {
     pub k: String,
     /// OP, 32 hex digits.
     pub op: String,
-    /// AMF, 4 hex digits.
+    /// AMF, 4 hex digits (default "4141", the bytes of "AA", so SIPp's aka_AMF can take it).
     pub amf: String,
 }
 
@@ -78,7 +78,7 @@ impl Default for DemoSubscriberConfig {
             // "0123456789abcdef" and "fedcba9876543210" as bytes.
             k: "30313233343536373839616263646566".into(),
             op: "66656463626139383736353433323130".into(),
-            amf: "8000".into(),
+            amf: "4141".into(),
         }
     }
 }

@@ -3,13 +3,17 @@
 use tokio::sync::mpsc;
 use tracing::warn;
 
-use crate::flow::Incoming;
+use crate::flow::{Flow, Incoming};
 
 /// Receives every parsed message. Called from the socket tasks: it must not block
 /// (hand the message to a channel or spawn).
 pub trait IncomingHandler: Send + Sync + 'static {
     /// One message.
     fn handle(&self, incoming: Incoming);
+
+    /// A TCP connection closed (by the peer, an error, the idle timeout or us): the
+    /// flow is gone (RFC 5626 §4.4.1 flow failure); requests to it need a new one.
+    fn connection_closed(&self, _flow: Flow) {}
 }
 
 /// An [`IncomingHandler`] that forwards into a bounded channel; when the channel is

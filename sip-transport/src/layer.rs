@@ -245,6 +245,9 @@ impl TransportLayer {
             Some(c) => {
                 c.shutdown_write().await;
                 c.close();
+                if let Some(h) = self.inner.handler.get() {
+                    h.connection_closed(c.flow());
+                }
                 true
             }
             None => false,
@@ -443,9 +446,13 @@ impl Inner {
     }
 
     pub(crate) fn remove_conn(&self, id: ConnectionId) {
-        if let Some(c) = lock(&self.conns).remove(id) {
+        let removed = lock(&self.conns).remove(id);
+        if let Some(c) = removed {
             c.close();
             debug!(conn = %id, remote = %c.remote, "connection closed");
+            if let Some(h) = self.handler.get() {
+                h.connection_closed(c.flow());
+            }
         }
     }
 

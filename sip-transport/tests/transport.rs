@@ -523,3 +523,33 @@ async fn ipv6_loopback() {
     ));
     let _ = Bytes::new();
 }
+
+#[tokio::test]
+async fn connection_closed_is_reported_to_the_handler() {
+    struct H(tokio::sync::mpsc::UnboundedSender<ims_sip_transport::Flow>);
+    impl ims_sip_transport::IncomingHandler for H {
+        fn handle(&self, _incoming: ims_sip_transport::Incoming) {}
+        fn connection_closed(&self, flow: ims_sip_transport::Flow) {
+            let _ = self.0.send(flow);
+        }
+    }
+    let (tx, mut closed) = tokio::sync::mpsc::unbounded_channel();
+    let t = ims_sip_transport::TransportLayer::new(
+        TransportOptions::default(),
+        std::sync::Arc::new(H(tx)),
+    );
+    let tcp = t.bind_tcp(local()).await.unwrap();
+    let s = TcpStream::connect(tcp).await.unwrap();
+    let ue = s.local_addr().unwrap();
+    while t.connection_count() == 0 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    drop(s);
+    let flow = tokio::time::timeout(Duration::from_secs(5), closed.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(flow.remote, ue);
+    assert_eq!(flow.transport, Transport::Tcp);
+    assert!(flow.connection.is_some());
+}

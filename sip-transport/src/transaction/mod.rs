@@ -116,6 +116,12 @@ impl IncomingHandler for Dispatch {
             TransactionLayer { inner }.dispatch(incoming);
         }
     }
+
+    fn connection_closed(&self, flow: Flow) {
+        if let Some(inner) = self.0.upgrade() {
+            inner.upper.connection_closed(flow);
+        }
+    }
 }
 
 impl TransactionLayer {
