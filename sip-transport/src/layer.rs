@@ -13,7 +13,7 @@ use ims_config::Listen;
 use ims_sip_core::builder::ResponseBuilder;
 use ims_sip_core::Message;
 use tokio::net::UdpSocket;
-use tokio::task::AbortHandle;
+use tokio::task::JoinHandle;
 use tracing::{debug, info, warn};
 
 use crate::conn::{Conn, ConnTable};
@@ -30,12 +30,12 @@ const MAX_UDP_PAYLOAD: usize = 65_507;
 pub(crate) struct UdpEntry {
     pub(crate) local: SocketAddr,
     pub(crate) socket: Arc<UdpSocket>,
-    task: AbortHandle,
+    task: JoinHandle<()>,
 }
 
 struct ListenerEntry {
     local: SocketAddr,
-    task: AbortHandle,
+    task: JoinHandle<()>,
 }
 
 pub(crate) struct Inner {
@@ -142,8 +142,7 @@ impl TransportLayer {
             Arc::downgrade(&self.inner),
             socket.clone(),
             local,
-        ))
-        .abort_handle();
+        ));
         write(&self.inner.udp).push(UdpEntry {
             local,
             socket,
@@ -175,8 +174,7 @@ impl TransportLayer {
             Arc::downgrade(&self.inner),
             listener,
             local,
-        ))
-        .abort_handle();
+        ));
         lock(&self.inner.listeners).push(ListenerEntry { local, task });
         info!(%local, "listening on tcp");
         Ok(local)
@@ -254,17 +252,29 @@ impl TransportLayer {
         }
     }
 
-    /// Stops every socket and closes every connection.
+    /// Stops every socket and closes every connection (the sockets are released
+    /// shortly after; [`Self::close`] waits for that).
     pub fn shutdown(&self) {
         self.inner.shut.store(true, Ordering::Relaxed);
-        for e in write(&self.inner.udp).drain(..) {
-            e.task.abort();
-        }
-        for e in lock(&self.inner.listeners).drain(..) {
-            e.task.abort();
-        }
+        self.inner.abort_all();
+    }
+
+    /// [`Self::shutdown`], then waits until every socket is closed, so the same
+    /// addresses can be bound again at once (a node restarted in-process).
+    pub async fn close(&self) {
+        self.inner.shut.store(true, Ordering::Relaxed);
+        let udp: Vec<_> = write(&self.inner.udp).drain(..).collect();
+        let listeners: Vec<_> = lock(&self.inner.listeners).drain(..).collect();
         for c in lock(&self.inner.conns).drain() {
             c.close();
+        }
+        for e in udp {
+            e.task.abort();
+            let _ = e.task.await;
+        }
+        for e in listeners {
+            e.task.abort();
+            let _ = e.task.await;
         }
     }
 
@@ -436,7 +446,25 @@ impl TransportLayer {
     }
 }
 
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.abort_all();
+    }
+}
+
 impl Inner {
+    fn abort_all(&self) {
+        for e in write(&self.udp).drain(..) {
+            e.task.abort();
+        }
+        for e in lock(&self.listeners).drain(..) {
+            e.task.abort();
+        }
+        for c in lock(&self.conns).drain() {
+            c.close();
+        }
+    }
+
     pub(crate) fn next_connection_id(&self) -> ConnectionId {
         ConnectionId(self.next_conn.fetch_add(1, Ordering::Relaxed))
     }

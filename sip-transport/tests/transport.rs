@@ -553,3 +553,37 @@ async fn connection_closed_is_reported_to_the_handler() {
     assert_eq!(flow.transport, Transport::Tcp);
     assert!(flow.connection.is_some());
 }
+
+#[tokio::test]
+async fn close_releases_the_ports_for_an_in_process_restart() {
+    let (t, _rx, udp, tcp) = transport_node(TransportOptions::default()).await;
+    let mut c = TcpStream::connect(tcp).await.unwrap();
+    t.close().await;
+    // The connection is closed…
+    let mut buf = [0u8; 4];
+    let n = tokio::time::timeout(Duration::from_secs(5), c.read(&mut buf))
+        .await
+        .unwrap()
+        .unwrap_or(0);
+    assert_eq!(n, 0);
+    // …and the very same addresses can be bound again right away.
+    let (h, mut rx) = ims_sip_transport::channel(16);
+    let t2 =
+        ims_sip_transport::TransportLayer::new(TransportOptions::default(), std::sync::Arc::new(h));
+    assert_eq!(t2.bind_udp(udp).await.unwrap(), udp);
+    assert_eq!(t2.bind_tcp(tcp).await.unwrap(), tcp);
+    let peer = UdpSocket::bind(LOCAL).await.unwrap();
+    peer.send_to(
+        request(Method::Options, "UDP", "127.0.0.1:9", "restarted").as_bytes(),
+        udp,
+    )
+    .await
+    .unwrap();
+    assert_eq!(recv(&mut rx).await.call_id(), "restarted");
+    // Dropping the last handle releases the sockets too.
+    drop(t2);
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    UdpSocket::bind(udp)
+        .await
+        .expect("UDP port released on drop");
+}

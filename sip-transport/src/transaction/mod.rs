@@ -173,6 +173,12 @@ impl TransactionLayer {
         ))
     }
 
+    /// Closes the transport (every socket released when this returns). Client
+    /// transactions still running end with transport errors.
+    pub async fn close(&self) {
+        self.inner.transport.close().await;
+    }
+
     /// The transport underneath.
     pub fn transport(&self) -> &TransportLayer {
         &self.inner.transport
