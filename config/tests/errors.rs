@@ -376,3 +376,13 @@ fn missing_file() {
     assert_eq!(e.0[0].source, "/nonexistent/hss.toml");
     assert!(e.0[0].reason.contains("cannot read"), "{e}");
 }
+
+#[test]
+fn message_format_shown_in_the_readme() {
+    let e = pcscf("[sip]\nlsten = 1\n");
+    let msg = e.for_key("sip.lsten").unwrap().to_string();
+    assert!(
+        msg.starts_with("pcscf.toml:2: sip.lsten: unknown key \"lsten\" (valid keys here: `listen`, `advertised_host`"),
+        "{msg}"
+    );
+}
