@@ -4,7 +4,7 @@
 //!
 //! Plain data: no sockets, no other workspace crate. Loading parses, lays the file over
 //! the defaults (every key has one), applies environment overrides (scheme in
-//! [`env`]), and validates, reporting **every** problem with the file (or variable),
+//! [`env`](mod@env)), and validates, reporting **every** problem with the file (or variable),
 //! the line, the dotted key and the reason ([`ConfigErrors`]). Binaries end with
 //! [`exit_on_error`] (exit code 2) on failure.
 //!
@@ -15,7 +15,7 @@
 //!   `host:port`, `"hmac-sha-1-96/aes-cbc"`).
 //! - [`common`]: `[log]`, `[sip]`, `[timers]` (RFC 3261 §17), `[database]`, Cx client.
 //! - one module per role, and [`all_in_one`].
-//! - [`env`]: the `IMS_<ROLE>__<SECTION>__<KEY>` overrides.
+//! - [`env`](mod@env): the `IMS_<ROLE>__<SECTION>__<KEY>` overrides.
 //! - `load`: the pipeline; [`error`]: the error types.
 
 #![deny(missing_docs)]
