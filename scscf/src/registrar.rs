@@ -503,7 +503,17 @@ impl Core {
         }
         if has {
             r.push("Service-Route", self.settings.service_route());
-            let pau: Vec<String> = reg_after.impus.iter().map(|i| format!("<{i}>")).collect();
+            // The registered IMPU first, then the rest of the set (TS 24.229 §5.4.1.2.2).
+            let pau: Vec<String> = std::iter::once(impu)
+                .chain(
+                    reg_after
+                        .impus
+                        .iter()
+                        .map(String::as_str)
+                        .filter(|i| *i != impu),
+                )
+                .map(|i| format!("<{i}>"))
+                .collect();
             r.push("P-Associated-URI", pau.join(", "));
         }
         r.push("Date", httpdate(now));
