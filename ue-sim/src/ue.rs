@@ -455,7 +455,7 @@ impl Ue {
         let expected = if with_verify {
             "200"
         } else {
-            "response to the initial REGISTER"
+            "final response to the REGISTER"
         };
         self.transact(via, req, &call_id, cseq, expected, place)
             .await
@@ -790,6 +790,8 @@ impl Ue {
         let deadline = Instant::now() + self.cfg.timeout;
         loop {
             let changed = self.inbound.changed.notified();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
             if self.inbound.notify.load(Ordering::SeqCst) > before {
                 return Ok(());
             }
@@ -871,12 +873,6 @@ impl Ue {
             None => self.place(&via, "the P-CSCF"),
         };
         let with_verify = self.prot.is_some();
-        let expected = if with_verify {
-            "200"
-        } else {
-            "response to the de-REGISTER"
-        };
-        let _ = expected;
         let resp = self
             .send_register(&via, &auth, 0, with_verify, place)
             .await?;

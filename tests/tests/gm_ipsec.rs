@@ -1,0 +1,1533 @@
+//! Gm IPsec end to end in a real kernel with ESP (issue 4): user-mode Linux with two
+//! network namespaces joined by a veth pair — `pcscf` (10.45.0.1) runs the whole core
+//! (`hss`, `scscf`, `icscf`, `pcscf` processes, started by `uml-scripts/gm-core.sh`),
+//! `ue` (10.45.0.2) runs the UEs.
+//!
+//! - [`independent_ue_registers_through_esp_in_uml`]: a test UE that is not the
+//!   project's code — REGISTERs written as text, AKA with the `milenage` crate directly,
+//!   its four SAs installed with iproute2 (`ip xfrm state/policy add`) from keys derived
+//!   here (TS 33.203 Annex I: IK‖0³² for hmac-sha-1-96, CK for aes-cbc) — registers over
+//!   UDP and over TCP: the protected REGISTER and its 200 OK cross ESP (the
+//!   `ip -s xfrm state` packet counters of all four SAs grow on both sides), and the
+//!   reg-event NOTIFY reaches the UE's protected server port through ESP; a protected
+//!   REGISTER with a wrong `Security-Verify` is not registered and leaves no SA behind
+//!   at the P-CSCF.
+//! - [`ue_sim_in_uml`]: `ue-sim` registers and de-registers 100 UEs with IPsec (then no
+//!   SA and no policy is left at the P-CSCF), re-registers with a new SA set, registers
+//!   through every (alg, ealg) pair (each seen in the P-CSCF's kernel with growing
+//!   counters), and one run per handset behaviour of `shared/reference/SEC-AGREE.md` /
+//!   `FIELD-LESSONS.md` (six offers in Huawei order with large SPIs, Qualcomm-style
+//!   spaces without prot/mod, Samsung port-c > port-s with two integrity-only offers,
+//!   iPhone single alphabetical offer, a UE without Security-Client under both
+//!   policies, de-registration whose 200 OK must arrive protected).
+//!
+//! Both fail with a clear message when not root, when UML is missing, or when the
+//! binaries were not built (`cargo build --workspace --bins`).
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context, Result};
+use base64::Engine;
+use md5::{Digest, Md5};
+use milenage::Milenage;
+
+const ROLE_ENV: &str = "UML_TEST_GM_ROLE";
+const DIR_ENV: &str = "UML_TEST_GM_DIR";
+const BIN_ENV: &str = "UML_TEST_GM_BIN";
+const DOMAIN: &str = "ims.mnc001.mcc001.3gppnetwork.org";
+const P_IP: &str = "10.45.0.1";
+const UE_IP: &str = "10.45.0.2";
+/// OP of every test subscriber (TS 35.208 set 1's OP); K is 17 zeros ‖ the IMSI digits.
+const OP_HEX: &str = "cdc202d5123e20f62b6d676ac72cb318";
+const K_PATTERN: &str = "00000000000000000{imsi}";
+
+fn k_hex(imsi: &str) -> String {
+    K_PATTERN.replace("{imsi}", imsi)
+}
+
+fn repo_root() -> PathBuf {
+    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+}
+
+fn bin_dir() -> PathBuf {
+    ims_tests::procs::bin_dir()
+}
+
+// ---------------------------------------------------------------------------------
+// Host side: preconditions, configuration, provisioning, booting UML.
+// ---------------------------------------------------------------------------------
+
+fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .map(|l| l.split_whitespace().nth(2) == Some("0"))
+        })
+        .unwrap_or(false)
+}
+
+/// Fails (never skips) when this machine cannot run the test.
+fn preflight() -> Result<()> {
+    if !is_root() {
+        bail!(
+            "Gm IPsec tests run user-mode Linux and program XFRM: they need root (CI runs as root)"
+        );
+    }
+    let kernel = std::env::var("UML_KERNEL").unwrap_or_else(|_| "/usr/bin/linux.uml".into());
+    if !Path::new(&kernel).exists() {
+        bail!("user-mode Linux kernel {kernel} not found: install the Debian packages user-mode-linux, kmod, iproute2 (scripts/install-test-deps.sh)");
+    }
+    for tool in ["ip", "modprobe"] {
+        let found = std::env::var_os("PATH")
+            .map(|p| std::env::split_paths(&p).any(|d| d.join(tool).exists()))
+            .unwrap_or(false)
+            || Path::new("/sbin").join(tool).exists()
+            || Path::new("/usr/sbin").join(tool).exists();
+        if !found {
+            bail!("`{tool}` not found: install iproute2 and kmod (scripts/install-test-deps.sh)");
+        }
+    }
+    for b in ["hss", "scscf", "icscf", "pcscf", "ue-sim"] {
+        ims_tests::procs::bin(b)?;
+    }
+    Ok(())
+}
+
+/// P-CSCF settings varied by the tests.
+struct CoreOpts {
+    allow_unprotected: bool,
+    dereg_grace_ms: u64,
+}
+
+fn write_configs(dir: &Path, o: &CoreOpts) -> Result<()> {
+    // Databases live in UML's private tmpfs (/run): SQLite's locking and WAL
+    // shared memory are not trusted on hostfs. gm-core.sh copies the provisioned
+    // hss.db there before starting the HSS.
+    let db = |n: &str| format!("sqlite:///run/gm/{n}");
+    let w = |name: &str, text: String| std::fs::write(dir.join(name), text);
+    w(
+        "hss.toml",
+        format!(
+            "domain = \"{DOMAIN}\"\n[log]\nlevel = \"info\"\n[diameter]\nlisten = \"{P_IP}:3868\"\n[http]\nenabled = false\nlisten = \"{P_IP}:8080\"\n[database]\nurl = \"{}\"\n[server_capabilities]\nserver_names = [\"sip:{P_IP}:5080\"]\n",
+            db("hss.db")
+        ),
+    )?;
+    w(
+        "scscf.toml",
+        format!(
+            "domain = \"{DOMAIN}\"\nuri = \"sip:{P_IP}:5080\"\n[sip]\nlisten = [\"udp:{P_IP}:5080\", \"tcp:{P_IP}:5080\"]\n[diameter]\npeers = [\"{P_IP}:3868\"]\norigin_host = \"scscf.{DOMAIN}\"\n[database]\nurl = \"{}\"\n",
+            db("scscf.db")
+        ),
+    )?;
+    w(
+        "icscf.toml",
+        format!(
+            "domain = \"{DOMAIN}\"\nscscf_fallback = [\"sip:{P_IP}:5080\"]\n[sip]\nlisten = [\"udp:{P_IP}:5070\", \"tcp:{P_IP}:5070\"]\n[diameter]\npeers = [\"{P_IP}:3868\"]\norigin_host = \"icscf.{DOMAIN}\"\n"
+        ),
+    )?;
+    w(
+        "pcscf.toml",
+        format!(
+            "domain = \"{DOMAIN}\"\nicscf_uri = \"sip:{P_IP}:5070\"\n[log]\nlevel = \"debug\"\n[sip]\nlisten = [\"udp:{P_IP}:5060\", \"tcp:{P_IP}:5060\"]\n[ipsec]\nenabled = true\ngm_address_v4 = \"{P_IP}\"\nallow_unprotected = {}\ndereg_grace_ms = {}\nalgorithms = [\"hmac-sha-1-96/aes-cbc\", \"hmac-md5-96/aes-cbc\", \"hmac-sha-1-96/des-ede3-cbc\", \"hmac-md5-96/des-ede3-cbc\", \"hmac-sha-1-96/null\", \"hmac-md5-96/null\"]\n[registration]\nsubscribe_reg_event = true\n[database]\nurl = \"{}\"\n",
+            o.allow_unprotected,
+            o.dereg_grace_ms,
+            db("pcscf.db")
+        ),
+    )?;
+    Ok(())
+}
+
+/// Provisions IMSIs into the HSS database with the `hss` command line (on the host,
+/// before UML boots; the HSS inside UML opens the same file through hostfs).
+fn provision(dir: &Path, imsis: &[String]) -> Result<()> {
+    let hss = ims_tests::procs::bin("hss")?;
+    let db = format!("sqlite://{}", dir.join("hss.db").display());
+    for imsi in imsis {
+        let out = Command::new(&hss)
+            .args([
+                "--db",
+                &db,
+                "subscriber",
+                "add",
+                "--imsi",
+                imsi,
+                "--impi",
+                &format!("{imsi}@{DOMAIN}"),
+                "--impu",
+                &format!("sip:{imsi}@{DOMAIN}"),
+                "--k",
+                &k_hex(imsi),
+                "--op",
+                OP_HEX,
+            ])
+            .output()
+            .context("running hss subscriber add")?;
+        if !out.status.success() {
+            bail!(
+                "hss subscriber add {imsi} failed: {}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    }
+    Ok(())
+}
+
+fn imsi(n: u32) -> String {
+    format!("00101{n:010}")
+}
+
+/// Boots UML and runs this test binary's `test` inside as the orchestrator.
+fn boot(test: &str, dir: &Path, timeout_s: u32) -> Result<(bool, String)> {
+    let exe = std::env::current_exe()?;
+    let started = Instant::now();
+    let out = Command::new(repo_root().join("uml/run.sh"))
+        .args(["--timeout", &timeout_s.to_string(), "--"])
+        .arg(&exe)
+        .args(["--exact", test, "--nocapture", "--test-threads=1"])
+        .env(ROLE_ENV, "orchestrate")
+        .env(DIR_ENV, dir)
+        .env(BIN_ENV, bin_dir())
+        .current_dir(repo_root())
+        .output()
+        .context("starting uml/run.sh")?;
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    println!("{stdout}");
+    eprintln!("{stderr}");
+    eprintln!(
+        "UML run of {test}: {} after {:.1} s",
+        out.status,
+        started.elapsed().as_secs_f64()
+    );
+    if !out.status.success() {
+        for role in ["pcscf", "scscf", "icscf", "hss"] {
+            let log = std::fs::read_to_string(dir.join(format!("{role}.log"))).unwrap_or_default();
+            let lines: Vec<&str> = log.lines().collect();
+            eprintln!(
+                "--- {role}.log (last 60 lines) ---\n{}",
+                lines[lines.len().saturating_sub(60)..].join("\n")
+            );
+        }
+    }
+    Ok((out.status.success(), stdout))
+}
+
+fn host_side(test: &str, opts: CoreOpts, imsis: &[String], marker: &str) {
+    if let Err(e) = preflight() {
+        panic!("{test} cannot run here: {e:#}");
+    }
+    let dir = tempfile::Builder::new()
+        .prefix("gm-ipsec-")
+        .tempdir()
+        .expect("tempdir");
+    write_configs(dir.path(), &opts).expect("configs");
+    provision(dir.path(), imsis).expect("provisioning");
+    let (ok, stdout) = boot(test, dir.path(), 280).expect("boot");
+    assert!(
+        ok,
+        "{test} failed inside user-mode Linux (output above; logs in {})",
+        dir.path().display()
+    );
+    assert!(
+        stdout.contains(marker),
+        "{test}: the inner run did not reach its end marker `{marker}`"
+    );
+    if std::env::var_os("GM_KEEP").is_some() {
+        let kept = dir.keep();
+        eprintln!("kept {}", kept.display());
+    }
+}
+
+// ---------------------------------------------------------------------------------
+// Inside UML: helpers.
+// ---------------------------------------------------------------------------------
+
+fn role() -> Option<String> {
+    std::env::var(ROLE_ENV).ok()
+}
+
+fn sh(args: &[&str]) -> Result<String> {
+    let out = Command::new(args[0])
+        .args(&args[1..])
+        .output()
+        .with_context(|| format!("running {args:?}"))?;
+    if !out.status.success() {
+        bail!(
+            "{args:?} failed ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+fn ip_batch(ns: Option<&str>, cmds: &[String]) -> Result<()> {
+    let mut c = Command::new("ip");
+    if let Some(ns) = ns {
+        c.args(["-n", ns]);
+    }
+    let mut child = c
+        .args(["-batch", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()?;
+    child
+        .stdin
+        .take()
+        .ok_or_else(|| anyhow!("no stdin"))?
+        .write_all(cmds.join("\n").as_bytes())?;
+    let out = child.wait_with_output()?;
+    if !out.status.success() {
+        bail!(
+            "ip -batch failed: {}\ncommands:\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            cmds.join("\n")
+        );
+    }
+    Ok(())
+}
+
+/// One SA from `ip -s xfrm state`.
+#[derive(Debug, Clone)]
+struct SaInfo {
+    src: String,
+    dst: String,
+    spi: u32,
+    auth: String,
+    enc: String,
+    packets: u64,
+    sel: String,
+}
+
+fn xfrm_states(ns: &str) -> Result<Vec<SaInfo>> {
+    let text = sh(&["ip", "-n", ns, "-s", "xfrm", "state"])?;
+    let mut out: Vec<SaInfo> = Vec::new();
+    let mut lines = text.lines().peekable();
+    while let Some(l) = lines.next() {
+        let t = l.trim();
+        if let Some(rest) = l.strip_prefix("src ") {
+            let mut it = rest.split_whitespace();
+            let src = it.next().unwrap_or("").to_string();
+            let dst = it.nth(1).unwrap_or("").to_string();
+            out.push(SaInfo {
+                src,
+                dst,
+                spi: 0,
+                auth: String::new(),
+                enc: String::new(),
+                packets: 0,
+                sel: String::new(),
+            });
+            continue;
+        }
+        let Some(cur) = out.last_mut() else { continue };
+        if let Some(rest) = t.strip_prefix("proto esp spi 0x") {
+            cur.spi = u32::from_str_radix(rest.get(..8).unwrap_or("0"), 16).unwrap_or(0);
+        } else if let Some(rest) = t.strip_prefix("auth-trunc ") {
+            cur.auth = rest.split_whitespace().next().unwrap_or("").to_string();
+        } else if let Some(rest) = t.strip_prefix("enc ") {
+            cur.enc = rest.split_whitespace().next().unwrap_or("").to_string();
+        } else if let Some(rest) = t.strip_prefix("sel ") {
+            cur.sel = rest.to_string();
+        } else if t == "lifetime current:" {
+            if let Some(n) = lines.next() {
+                // "1234(bytes), 3(packets)"
+                cur.packets = n
+                    .split(',')
+                    .nth(1)
+                    .and_then(|p| p.trim().strip_suffix("(packets)"))
+                    .and_then(|p| p.parse().ok())
+                    .unwrap_or(0);
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn xfrm_policy_count(ns: &str) -> Result<usize> {
+    Ok(sh(&["ip", "-n", ns, "xfrm", "policy"])?
+        .lines()
+        .filter(|l| l.starts_with("src "))
+        .count())
+}
+
+fn show_states(ns: &str) -> String {
+    match xfrm_states(ns) {
+        Ok(v) => v
+            .iter()
+            .map(|s| {
+                format!(
+                    "  {} -> {} spi {:#010x} {} {} packets {} sel {}",
+                    s.src, s.dst, s.spi, s.auth, s.enc, s.packets, s.sel
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("\n"),
+        Err(e) => format!("  ({e})"),
+    }
+}
+
+/// Starts the core (inside UML, in netns `pcscf`).
+fn core_up(dir: &str, bin: &str) -> Result<()> {
+    let script = repo_root().join("tests/uml-scripts/gm-core.sh");
+    let out = Command::new("sh")
+        .arg(&script)
+        .args([dir, bin])
+        .output()
+        .context("running gm-core.sh")?;
+    print!("{}", String::from_utf8_lossy(&out.stdout));
+    if !out.status.success() {
+        bail!(
+            "gm-core.sh failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(())
+}
+
+fn env_or(name: &str) -> Result<String> {
+    std::env::var(name).with_context(|| format!("{name} not set inside UML"))
+}
+
+/// Runs this test binary again inside netns `ue` with `role`.
+fn run_child_in_ue(test: &str, role: &str) -> Result<String> {
+    let exe = std::env::current_exe()?;
+    let out = Command::new("ip")
+        .args(["netns", "exec", "ue"])
+        .arg(&exe)
+        .args(["--exact", test, "--nocapture", "--test-threads=1"])
+        .env(ROLE_ENV, role)
+        .output()?;
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    print!("{stdout}");
+    eprint!("{}", String::from_utf8_lossy(&out.stderr));
+    if !out.status.success() {
+        bail!("UE run `{role}` failed ({})", out.status);
+    }
+    Ok(stdout)
+}
+
+// ---------------------------------------------------------------------------------
+// The independent UE (runs in netns `ue`; uses no project code).
+// ---------------------------------------------------------------------------------
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Tp {
+    Udp,
+    Tcp,
+}
+
+/// A TCP socket bound to a chosen local port before connecting (std has no such
+/// call; these are the C library's socket functions, Linux only).
+mod rawtcp {
+    use std::net::{Ipv4Addr, TcpStream};
+    use std::os::fd::FromRawFd;
+
+    #[repr(C)]
+    struct SockaddrIn {
+        family: u16,
+        port: u16,
+        addr: [u8; 4],
+        zero: [u8; 8],
+    }
+    extern "C" {
+        fn socket(domain: i32, ty: i32, proto: i32) -> i32;
+        fn bind(fd: i32, addr: *const SockaddrIn, len: u32) -> i32;
+        fn connect(fd: i32, addr: *const SockaddrIn, len: u32) -> i32;
+        fn setsockopt(fd: i32, level: i32, name: i32, val: *const i32, len: u32) -> i32;
+        fn close(fd: i32) -> i32;
+    }
+
+    fn sa(ip: Ipv4Addr, port: u16) -> SockaddrIn {
+        SockaddrIn {
+            family: 2,
+            port: port.to_be(),
+            addr: ip.octets(),
+            zero: [0; 8],
+        }
+    }
+
+    pub fn connect_from(
+        local: (Ipv4Addr, u16),
+        remote: (Ipv4Addr, u16),
+    ) -> std::io::Result<TcpStream> {
+        // SAFETY: plain socket syscalls on a descriptor owned here; the sockaddr
+        // structures live across each call; on error the descriptor is closed.
+        unsafe {
+            let fd = socket(2, 1, 0);
+            if fd < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            let one: i32 = 1;
+            let l = sa(local.0, local.1);
+            let r = sa(remote.0, remote.1);
+            let size = std::mem::size_of::<SockaddrIn>() as u32;
+            if setsockopt(fd, 1, 2, &one, 4) != 0
+                || bind(fd, &l, size) != 0
+                || connect(fd, &r, size) != 0
+            {
+                let e = std::io::Error::last_os_error();
+                close(fd);
+                return Err(e);
+            }
+            Ok(TcpStream::from_raw_fd(fd))
+        }
+    }
+}
+
+/// Reads one SIP message from a TCP stream (Content-Length framing).
+fn read_tcp_message(s: &mut BufReader<TcpStream>) -> Result<String> {
+    let mut head = String::new();
+    loop {
+        let mut line = String::new();
+        if s.read_line(&mut line)? == 0 {
+            bail!("connection closed");
+        }
+        if line == "\r\n" && head.is_empty() {
+            continue; // keep-alive
+        }
+        head.push_str(&line);
+        if line == "\r\n" {
+            break;
+        }
+    }
+    let cl: usize = head
+        .lines()
+        .find_map(|l| {
+            let (n, v) = l.split_once(':')?;
+            let n = n.trim();
+            (n.eq_ignore_ascii_case("Content-Length") || n == "l").then(|| v.trim().parse().ok())?
+        })
+        .unwrap_or(0);
+    let mut body = vec![0u8; cl];
+    s.read_exact(&mut body)?;
+    head.push_str(&String::from_utf8_lossy(&body));
+    Ok(head)
+}
+
+fn header<'a>(msg: &'a str, name: &str) -> Option<&'a str> {
+    msg.split("\r\n\r\n").next()?.lines().skip(1).find_map(|l| {
+        let (n, v) = l.split_once(':')?;
+        n.trim().eq_ignore_ascii_case(name).then(|| v.trim())
+    })
+}
+
+fn headers<'a>(msg: &'a str, name: &str) -> Vec<&'a str> {
+    msg.split("\r\n\r\n")
+        .next()
+        .unwrap_or("")
+        .lines()
+        .skip(1)
+        .filter_map(|l| {
+            let (n, v) = l.split_once(':')?;
+            n.trim().eq_ignore_ascii_case(name).then(|| v.trim())
+        })
+        .collect()
+}
+
+fn status_of(msg: &str) -> u16 {
+    msg.strip_prefix("SIP/2.0 ")
+        .and_then(|r| r.get(..3))
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0)
+}
+
+fn param<'a>(list: &'a str, name: &str, sep: char) -> Option<&'a str> {
+    list.split(sep).find_map(|p| {
+        let (k, v) = p.trim().split_once('=')?;
+        k.trim()
+            .eq_ignore_ascii_case(name)
+            .then(|| v.trim().trim_matches('"'))
+    })
+}
+
+/// 200 OK to a request, built from its text (RFC 3261 §8.2.6).
+fn ok_for(req: &str) -> String {
+    let mut r = String::from("SIP/2.0 200 OK\r\n");
+    for v in headers(req, "Via") {
+        r.push_str(&format!("Via: {v}\r\n"));
+    }
+    for n in ["From", "Call-ID", "CSeq"] {
+        if let Some(v) = header(req, n) {
+            r.push_str(&format!("{n}: {v}\r\n"));
+        }
+    }
+    if let Some(to) = header(req, "To") {
+        if to.contains(";tag=") {
+            r.push_str(&format!("To: {to}\r\n"));
+        } else {
+            r.push_str(&format!("To: {to};tag=indep{}\r\n", rand::random::<u32>()));
+        }
+    }
+    r.push_str("Content-Length: 0\r\n\r\n");
+    r
+}
+
+struct IndepUe {
+    tp: Tp,
+    imsi: String,
+    uc: u16,
+    us: u16,
+    spi_uc: u32,
+    spi_us: u32,
+    call_id: String,
+    cseq: u32,
+    /// Client flow (unprotected first, then protected).
+    udp: Option<UdpSocket>,
+    tcp: Option<BufReader<TcpStream>>,
+    dest: SocketAddr,
+}
+
+impl IndepUe {
+    fn impu(&self) -> String {
+        format!("sip:{}@{DOMAIN}", self.imsi)
+    }
+    fn impi(&self) -> String {
+        format!("{}@{DOMAIN}", self.imsi)
+    }
+    fn tp_token(&self) -> &'static str {
+        match self.tp {
+            Tp::Udp => "UDP",
+            Tp::Tcp => "TCP",
+        }
+    }
+    fn local(&self) -> Result<SocketAddr> {
+        Ok(match (&self.udp, &self.tcp) {
+            (Some(u), _) => u.local_addr()?,
+            (_, Some(t)) => t.get_ref().local_addr()?,
+            _ => bail!("no flow"),
+        })
+    }
+    fn security_client(&self) -> String {
+        format!(
+            "ipsec-3gpp;alg=hmac-sha-1-96;ealg=aes-cbc;prot=esp;mod=trans;spi-c={};spi-s={};port-c={};port-s={}",
+            self.spi_uc, self.spi_us, self.uc, self.us
+        )
+    }
+
+    fn open_unprotected(&mut self) -> Result<()> {
+        let p: SocketAddr = format!("{P_IP}:5060").parse()?;
+        self.dest = p;
+        match self.tp {
+            Tp::Udp => {
+                let s = UdpSocket::bind(format!("{UE_IP}:0"))?;
+                s.set_read_timeout(Some(Duration::from_millis(500)))?;
+                self.udp = Some(s);
+            }
+            Tp::Tcp => {
+                let s = TcpStream::connect_timeout(&p, Duration::from_secs(5))?;
+                s.set_read_timeout(Some(Duration::from_secs(10)))?;
+                self.tcp = Some(BufReader::new(s));
+            }
+        }
+        Ok(())
+    }
+
+    fn open_protected(&mut self, p_ps: u16) -> Result<()> {
+        self.dest = format!("{P_IP}:{p_ps}").parse()?;
+        self.udp = None;
+        self.tcp = None;
+        match self.tp {
+            Tp::Udp => {
+                let s = UdpSocket::bind(format!("{UE_IP}:{}", self.uc))?;
+                s.set_read_timeout(Some(Duration::from_millis(500)))?;
+                self.udp = Some(s);
+            }
+            Tp::Tcp => {
+                let s = rawtcp::connect_from((UE_IP.parse()?, self.uc), (P_IP.parse()?, p_ps))
+                    .with_context(|| {
+                        format!(
+                            "TCP connect from {UE_IP}:{} to {P_IP}:{p_ps} (through ESP)",
+                            self.uc
+                        )
+                    })?;
+                s.set_read_timeout(Some(Duration::from_secs(10)))?;
+                self.tcp = Some(BufReader::new(s));
+            }
+        }
+        Ok(())
+    }
+
+    /// Sends `msg` and returns the first final response to `cseq` (UDP: retransmits).
+    fn transact(&mut self, msg: &str, cseq: u32, timeout: Duration) -> Result<Option<String>> {
+        let deadline = Instant::now() + timeout;
+        let mut next_retx = Instant::now();
+        let mut interval = Duration::from_millis(500);
+        if let Some(t) = self.tcp.as_mut() {
+            t.get_mut().write_all(msg.as_bytes())?;
+        }
+        loop {
+            if Instant::now() >= deadline {
+                return Ok(None);
+            }
+            let resp = match (&self.udp, &mut self.tcp) {
+                (Some(u), _) => {
+                    if Instant::now() >= next_retx {
+                        u.send_to(msg.as_bytes(), self.dest)?;
+                        next_retx = Instant::now() + interval;
+                        interval = (interval * 2).min(Duration::from_secs(4));
+                    }
+                    let mut buf = vec![0u8; 65535];
+                    match u.recv_from(&mut buf) {
+                        Ok((n, _)) => String::from_utf8_lossy(&buf[..n]).into_owned(),
+                        Err(_) => continue,
+                    }
+                }
+                (_, Some(t)) => match read_tcp_message(t) {
+                    Ok(m) => m,
+                    Err(e) => {
+                        if Instant::now() >= deadline {
+                            return Ok(None);
+                        }
+                        bail!("reading from TCP: {e}");
+                    }
+                },
+                _ => bail!("no flow"),
+            };
+            if !resp.starts_with("SIP/2.0 ") {
+                continue;
+            }
+            let cs = header(&resp, "CSeq").unwrap_or("");
+            if !cs.starts_with(&format!("{cseq} "))
+                || header(&resp, "Call-ID") != Some(self.call_id.as_str())
+            {
+                continue;
+            }
+            if status_of(&resp) >= 200 {
+                return Ok(Some(resp));
+            }
+            next_retx = deadline; // provisional: stop retransmitting
+        }
+    }
+
+    fn register(&mut self, auth: &str, sv: Option<&str>) -> String {
+        self.cseq += 1;
+        let local = self.local().map(|a| a.to_string()).unwrap_or_default();
+        let mut m = format!(
+            "REGISTER sip:{DOMAIN} SIP/2.0\r\nVia: SIP/2.0/{tp} {local};branch=z9hG4bKindep{r};rport\r\nMax-Forwards: 70\r\nFrom: <{impu}>;tag=indep{cseqtag}\r\nTo: <{impu}>\r\nCall-ID: {cid}\r\nCSeq: {cseq} REGISTER\r\nContact: <sip:{UE_IP}:{us}{tpp}>;expires=600000\r\nExpires: 600000\r\nSupported: path,sec-agree\r\nRequire: sec-agree\r\nProxy-Require: sec-agree\r\nSecurity-Client: {sc}\r\nAuthorization: {auth}\r\n",
+            tp = self.tp_token(),
+            r = rand::random::<u64>(),
+            impu = self.impu(),
+            cseqtag = 1,
+            cid = self.call_id,
+            cseq = self.cseq,
+            us = self.us,
+            tpp = if self.tp == Tp::Tcp { ";transport=tcp" } else { "" },
+            sc = self.security_client(),
+        );
+        if let Some(sv) = sv {
+            m.push_str(&format!("Security-Verify: {sv}\r\n"));
+        }
+        m.push_str("Content-Length: 0\r\n\r\n");
+        m
+    }
+}
+
+fn md5hex(s: &[u8]) -> String {
+    hex::encode(Md5::digest(s))
+}
+
+/// Digest response with RES as password (RFC 3310 §3.3), qop=auth when offered.
+fn digest(impi: &str, realm: &str, res: &[u8], nonce: &str, qop: bool, cnonce: &str) -> String {
+    let mut a1 = format!("{impi}:{realm}:").into_bytes();
+    a1.extend_from_slice(res);
+    let ha1 = md5hex(&a1);
+    let ha2 = md5hex(format!("REGISTER:sip:{DOMAIN}").as_bytes());
+    if qop {
+        md5hex(format!("{ha1}:{nonce}:00000001:{cnonce}:auth:{ha2}").as_bytes())
+    } else {
+        md5hex(format!("{ha1}:{nonce}:{ha2}").as_bytes())
+    }
+}
+
+/// Listens on the protected server port (UDP and TCP), answers every request 200 and
+/// reports its text.
+fn serve_port_s(us: u16, tx: mpsc::Sender<String>) -> Result<()> {
+    let udp = UdpSocket::bind(format!("{UE_IP}:{us}"))?;
+    let tcp = TcpListener::bind(format!("{UE_IP}:{us}"))?;
+    let txu = tx.clone();
+    std::thread::spawn(move || {
+        let mut buf = vec![0u8; 65535];
+        while let Ok((n, from)) = udp.recv_from(&mut buf) {
+            let m = String::from_utf8_lossy(&buf[..n]).into_owned();
+            if m.starts_with("SIP/2.0") {
+                continue;
+            }
+            let _ = udp.send_to(ok_for(&m).as_bytes(), from);
+            let _ = txu.send(format!("UDP {from} {m}"));
+        }
+    });
+    std::thread::spawn(move || {
+        while let Ok((s, from)) = tcp.accept() {
+            let tx = tx.clone();
+            std::thread::spawn(move || {
+                let Ok(w) = s.try_clone() else { return };
+                let mut w = w;
+                let mut r = BufReader::new(s);
+                while let Ok(m) = read_tcp_message(&mut r) {
+                    if m.starts_with("SIP/2.0") {
+                        continue;
+                    }
+                    let _ = w.write_all(ok_for(&m).as_bytes());
+                    let _ = tx.send(format!("TCP {from} {m}"));
+                }
+            });
+        }
+    });
+    Ok(())
+}
+
+/// The independent UE's whole run. `wrong_verify`: the protected REGISTER carries a
+/// Security-Verify that differs from the Security-Server (spi-s changed).
+fn independent_ue(tp: Tp, wrong_verify: bool, n: u32) -> Result<()> {
+    let tag = format!("{tp:?}{}", if wrong_verify { "-wrong-verify" } else { "" });
+    let base = 40000 + 10 * n as u16;
+    let mut ue = IndepUe {
+        tp,
+        imsi: imsi(n),
+        uc: base,
+        us: base + 1,
+        spi_uc: 0xa000_0000 + 16 * n,
+        spi_us: 0xa000_0001 + 16 * n,
+        call_id: format!("indep-{}-{}", n, rand::random::<u32>()),
+        cseq: 0,
+        udp: None,
+        tcp: None,
+        dest: format!("{P_IP}:5060").parse()?,
+    };
+    let (tx, rx) = mpsc::channel();
+    serve_port_s(ue.us, tx)?;
+    ue.open_unprotected()?;
+    let init_auth = format!(
+        "Digest username=\"{}\", realm=\"{DOMAIN}\", uri=\"sip:{DOMAIN}\", nonce=\"\", response=\"\"",
+        ue.impi()
+    );
+    let r1 = ue.register(&init_auth, None);
+    let resp = ue
+        .transact(&r1, ue.cseq, Duration::from_secs(10))?
+        .ok_or_else(|| anyhow!("[{tag}] no response to the initial REGISTER within 10 s"))?;
+    if status_of(&resp) != 401 {
+        bail!(
+            "[{tag}] initial REGISTER got {} instead of 401:\n{resp}",
+            status_of(&resp)
+        );
+    }
+    let www = header(&resp, "WWW-Authenticate")
+        .ok_or_else(|| anyhow!("[{tag}] 401 without WWW-Authenticate"))?;
+    if www.contains("ck=") || www.contains("ik=") {
+        bail!("[{tag}] the 401 still carries ck/ik: {www}");
+    }
+    let ss = header(&resp, "Security-Server")
+        .ok_or_else(|| anyhow!("[{tag}] 401 without Security-Server:\n{resp}"))?
+        .to_string();
+    let nonce = param(www.trim_start_matches("Digest"), "nonce", ',')
+        .ok_or_else(|| anyhow!("no nonce"))?
+        .to_string();
+    let realm = param(www.trim_start_matches("Digest"), "realm", ',')
+        .unwrap_or(DOMAIN)
+        .to_string();
+    let qop =
+        param(www.trim_start_matches("Digest"), "qop", ',').is_some_and(|q| q.contains("auth"));
+    // AKA with milenage directly (TS 33.102 §6.3.3).
+    let raw = base64::engine::general_purpose::STANDARD.decode(&nonce)?;
+    if raw.len() < 32 {
+        bail!("[{tag}] nonce too short");
+    }
+    let rand_: [u8; 16] = raw[..16].try_into()?;
+    let autn = &raw[16..32];
+    let k: [u8; 16] = hex::decode(k_hex(&ue.imsi))?
+        .try_into()
+        .map_err(|_| anyhow!("K"))?;
+    let op: [u8; 16] = hex::decode(OP_HEX)?.try_into().map_err(|_| anyhow!("OP"))?;
+    let mut m = Milenage::new_with_op(k, op);
+    let (res, ck, ik, ak) = m.f2345(&rand_);
+    let mut sqn = [0u8; 6];
+    for i in 0..6 {
+        sqn[i] = autn[i] ^ ak[i];
+    }
+    let mac = m.f1(&rand_, &sqn, &[autn[6], autn[7]]);
+    if mac[..] != autn[8..16] {
+        bail!("[{tag}] AUTN MAC-A does not verify with K/OP: the HSS has other keys");
+    }
+    // Security-Server (first ipsec-3gpp offer).
+    let offer = ss.split(',').next().unwrap_or("");
+    let num = |n: &str| -> Result<u32> {
+        param(offer, n, ';')
+            .ok_or_else(|| anyhow!("[{tag}] Security-Server without {n}: {ss}"))?
+            .parse::<u32>()
+            .map_err(|e| anyhow!("[{tag}] {n}: {e}"))
+    };
+    let (p_spi_c, p_spi_s, p_pc, p_ps) = (
+        num("spi-c")?,
+        num("spi-s")?,
+        num("port-c")? as u16,
+        num("port-s")? as u16,
+    );
+    let alg = param(offer, "alg", ';').unwrap_or("");
+    let ealg = param(offer, "ealg", ';').unwrap_or("null");
+    if alg != "hmac-sha-1-96" || ealg != "aes-cbc" {
+        bail!("[{tag}] Security-Server chose {alg}/{ealg}; this UE offered only hmac-sha-1-96/aes-cbc");
+    }
+    println!("INDEP-UE [{tag}] 401 ok: P-CSCF spi-c {p_spi_c} spi-s {p_spi_s} port-c {p_pc} port-s {p_ps}");
+    // Keys (TS 33.203 Annex I): hmac-sha-1-96 = IK ‖ 32 zero bits, aes-cbc = CK.
+    let auth_key = format!("0x{}00000000", hex::encode(ik));
+    let enc_key = format!("0x{}", hex::encode(ck));
+    let (u_c, u_s) = (format!("{UE_IP}:{}", ue.uc), format!("{UE_IP}:{}", ue.us));
+    let (p_c, p_s) = (format!("{P_IP}:{p_pc}"), format!("{P_IP}:{p_ps}"));
+    // (src, dst, spi, dir at the UE)
+    let sas = [
+        (u_c.clone(), p_s.clone(), p_spi_s, "out"),
+        (u_s.clone(), p_c.clone(), p_spi_c, "out"),
+        (p_s.clone(), u_c.clone(), ue.spi_uc, "in"),
+        (p_c.clone(), u_s.clone(), ue.spi_us, "in"),
+    ];
+    let mut cmds = Vec::new();
+    for (src, dst, spi, dir) in &sas {
+        let (sip, sport) = src.split_once(':').unwrap_or_default();
+        let (dip, dport) = dst.split_once(':').unwrap_or_default();
+        cmds.push(format!(
+            "xfrm state add src {sip} dst {dip} proto esp spi {spi} mode transport replay-window 32 \
+             auth-trunc hmac(sha1) {auth_key} 96 enc cbc(aes) {enc_key} sel src {sip} dst {dip} sport {sport} dport {dport}"
+        ));
+        for proto in ["udp", "tcp"] {
+            cmds.push(format!(
+                "xfrm policy add src {sip}/32 dst {dip}/32 proto {proto} sport {sport} dport {dport} dir {dir} \
+                 tmpl src {sip} dst {dip} proto esp mode transport"
+            ));
+        }
+    }
+    ip_batch(None, &cmds)?;
+    // Protected REGISTER from port-c to the P-CSCF's port-s.
+    ue.open_protected(p_ps)?;
+    let cnonce = format!("{:016x}", rand::random::<u64>());
+    let response = digest(&ue.impi(), &realm, &res, &nonce, qop, &cnonce);
+    let mut auth = format!(
+        "Digest username=\"{}\", realm=\"{realm}\", nonce=\"{nonce}\", uri=\"sip:{DOMAIN}\", response=\"{response}\", algorithm=AKAv1-MD5",
+        ue.impi()
+    );
+    if qop {
+        auth.push_str(&format!(", qop=auth, nc=00000001, cnonce=\"{cnonce}\""));
+    }
+    let sv = if wrong_verify {
+        ss.replacen(
+            &format!("spi-s={p_spi_s}"),
+            &format!("spi-s={}", p_spi_s.wrapping_add(1)),
+            1,
+        )
+    } else {
+        ss.clone()
+    };
+    let r2 = ue.register(&auth, Some(&sv));
+    let resp = ue.transact(&r2, ue.cseq, Duration::from_secs(6))?;
+    if wrong_verify {
+        if let Some(r) = &resp {
+            if (200..300).contains(&status_of(r)) {
+                bail!(
+                    "[{tag}] a protected REGISTER with a wrong Security-Verify was accepted:\n{r}"
+                );
+            }
+        }
+        println!(
+            "INDEP-UE [{tag}] protected REGISTER with wrong Security-Verify refused: {}",
+            resp.as_deref()
+                .map(|r| r.lines().next().unwrap_or("").to_string())
+                .unwrap_or_else(|| "no response".into())
+        );
+        // No SA with the P-CSCF's SPIs of this attempt may stay behind.
+        let deadline = Instant::now() + Duration::from_secs(8);
+        loop {
+            let left: Vec<SaInfo> = xfrm_states("pcscf")?
+                .into_iter()
+                .filter(|s| [p_spi_c, p_spi_s, ue.spi_uc, ue.spi_us].contains(&s.spi))
+                .collect();
+            if left.is_empty() {
+                break;
+            }
+            if Instant::now() > deadline {
+                bail!("[{tag}] SAs left at the P-CSCF 8 s after the refused REGISTER:\n{left:?}");
+            }
+            std::thread::sleep(Duration::from_millis(300));
+        }
+        let pol = sh(&["ip", "-n", "pcscf", "xfrm", "policy"])?;
+        if pol.contains(&format!("sport {} ", ue.uc)) || pol.contains(&format!("dport {} ", ue.us))
+        {
+            bail!("[{tag}] policies for this UE's ports left at the P-CSCF:\n{pol}");
+        }
+        ip_batch(
+            None,
+            &["xfrm state flush".into(), "xfrm policy flush".into()],
+        )?;
+        println!("INDEP-UE [{tag}] OK: refused, no SA and no policy left at the P-CSCF");
+        return Ok(());
+    }
+    let resp = resp.ok_or_else(|| {
+        anyhow!(
+            "[{tag}] no response within 6 s on protected port {u_c} to the protected REGISTER (sent through ESP to {p_s})\nUE SAs:\n{}\nP-CSCF SAs:\n{}",
+            show_states("ue"),
+            show_states("pcscf")
+        )
+    })?;
+    if status_of(&resp) != 200 {
+        bail!(
+            "[{tag}] protected REGISTER got {}:\n{resp}",
+            status_of(&resp)
+        );
+    }
+    println!("INDEP-UE [{tag}] registered: 200 OK on protected port {u_c}");
+    // MT request: SUBSCRIBE to the reg event; the NOTIFY must arrive at port-s.
+    let mut routes = vec![format!("<sip:{P_IP}:{p_ps};lr>")];
+    routes.extend(
+        headers(&resp, "Service-Route")
+            .iter()
+            .flat_map(|v| v.split(','))
+            .map(|s| s.trim().to_string()),
+    );
+    ue.cseq += 1;
+    let local = ue.local()?;
+    let sub_cid = format!("indep-sub-{}", rand::random::<u32>());
+    let mut sub = format!(
+        "SUBSCRIBE {impu} SIP/2.0\r\nVia: SIP/2.0/{tp} {local};branch=z9hG4bKsub{r};rport\r\n",
+        impu = ue.impu(),
+        tp = ue.tp_token(),
+        r = rand::random::<u64>()
+    );
+    for r in &routes {
+        sub.push_str(&format!("Route: {r}\r\n"));
+    }
+    sub.push_str(&format!(
+        "Max-Forwards: 70\r\nFrom: <{impu}>;tag=s1\r\nTo: <{impu}>\r\nCall-ID: {sub_cid}\r\nCSeq: 1 SUBSCRIBE\r\nContact: <sip:{UE_IP}:{us}>\r\nEvent: reg\r\nAccept: application/reginfo+xml\r\nExpires: 600000\r\nP-Preferred-Identity: <{impu}>\r\nSecurity-Verify: {ss}\r\nProxy-Require: sec-agree\r\nRequire: sec-agree\r\nContent-Length: 0\r\n\r\n",
+        impu = ue.impu(),
+        us = ue.us
+    ));
+    let saved_cid = std::mem::replace(&mut ue.call_id, sub_cid);
+    let sresp = ue.transact(&sub, 1, Duration::from_secs(6))?;
+    ue.call_id = saved_cid;
+    let sresp = sresp
+        .ok_or_else(|| anyhow!("[{tag}] no response to the reg-event SUBSCRIBE within 6 s"))?;
+    if !(200..300).contains(&status_of(&sresp)) {
+        bail!(
+            "[{tag}] reg-event SUBSCRIBE got {}:\n{sresp}",
+            status_of(&sresp)
+        );
+    }
+    let notify = rx.recv_timeout(Duration::from_secs(6)).map_err(|_| {
+        anyhow!("[{tag}] no request (NOTIFY) reached protected server port {u_s} within 6 s")
+    })?;
+    let first = notify.lines().next().unwrap_or("").to_string();
+    if !first.contains("NOTIFY") {
+        bail!("[{tag}] expected a NOTIFY at port-s, got: {first}");
+    }
+    println!("INDEP-UE [{tag}] MT request at protected server port {u_s}: {first}");
+    std::thread::sleep(Duration::from_millis(300));
+    // Every one of the four SAs carried packets, on both sides.
+    let spis = [p_spi_s, p_spi_c, ue.spi_uc, ue.spi_us];
+    for ns in ["ue", "pcscf"] {
+        let states = xfrm_states(ns)?;
+        for spi in spis {
+            let sa = states.iter().find(|s| s.spi == spi).ok_or_else(|| {
+                anyhow!(
+                    "[{tag}] no SA with spi {spi:#x} in netns {ns}:\n{}",
+                    show_states(ns)
+                )
+            })?;
+            if sa.packets == 0 {
+                bail!(
+                    "[{tag}] SA spi {spi:#x} in netns {ns} carried no packet:\n{}",
+                    show_states(ns)
+                );
+            }
+        }
+        println!(
+            "INDEP-UE [{tag}] netns {ns} ESP counters:\n{}",
+            show_states(ns)
+        );
+    }
+    println!("INDEP-UE [{tag}] OK");
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------
+// Test 1: the independent UE.
+// ---------------------------------------------------------------------------------
+
+const INDEP: &str = "independent_ue_registers_through_esp_in_uml";
+
+#[test]
+fn independent_ue_registers_through_esp_in_uml() {
+    match role().as_deref() {
+        None => host_side(
+            INDEP,
+            CoreOpts {
+                allow_unprotected: true,
+                dereg_grace_ms: 500,
+            },
+            &[imsi(1), imsi(2), imsi(3)],
+            "GM-IPSEC independent: DONE",
+        ),
+        Some("orchestrate") => {
+            let r = (|| -> Result<()> {
+                core_up(&env_or(DIR_ENV)?, &env_or(BIN_ENV)?)?;
+                let mut failures = Vec::new();
+                for role in ["ue:udp:good:1", "ue:tcp:good:2", "ue:udp:wrong:3"] {
+                    if let Err(e) = run_child_in_ue(INDEP, role) {
+                        failures.push(format!("{e:#}"));
+                    }
+                }
+                println!("P-CSCF SAs at the end:\n{}", show_states("pcscf"));
+                if !failures.is_empty() {
+                    bail!("independent UE failures:\n{}", failures.join("\n"));
+                }
+                Ok(())
+            })();
+            if let Err(e) = r {
+                panic!("{e:#}");
+            }
+            println!("GM-IPSEC independent: DONE");
+        }
+        Some(role) => {
+            let parts: Vec<&str> = role.split(':').collect();
+            let tp = if parts.get(1) == Some(&"tcp") {
+                Tp::Tcp
+            } else {
+                Tp::Udp
+            };
+            let wrong = parts.get(2) == Some(&"wrong");
+            let n: u32 = parts.get(3).and_then(|x| x.parse().ok()).unwrap_or(1);
+            if let Err(e) = independent_ue(tp, wrong, n) {
+                panic!("{e:#}");
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------
+// Test 2: ue-sim.
+// ---------------------------------------------------------------------------------
+
+const UESIM: &str = "ue_sim_in_uml";
+
+/// A ue-sim process in netns `ue`, its output in a file.
+struct UeSim {
+    name: String,
+    child: Child,
+    out: PathBuf,
+}
+
+fn ue_sim(name: &str, dir: &Path, bin: &str, args: &[String]) -> Result<UeSim> {
+    let out = dir.join(format!("ue-sim-{name}.out"));
+    let f = std::fs::File::create(&out)?;
+    let child = Command::new("ip")
+        .args(["netns", "exec", "ue", &format!("{bin}/ue-sim")])
+        .args([
+            "--pcscf",
+            &format!("{P_IP}:5060"),
+            "--local",
+            UE_IP,
+            "--k",
+            K_PATTERN,
+            "--op",
+            OP_HEX,
+        ])
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .stdout(f.try_clone()?)
+        .stderr(f)
+        .spawn()?;
+    Ok(UeSim {
+        name: name.to_string(),
+        child,
+        out,
+    })
+}
+
+impl UeSim {
+    fn output(&self) -> String {
+        std::fs::read_to_string(&self.out).unwrap_or_default()
+    }
+    fn wait_for(&mut self, marker: &str, timeout: Duration) -> Result<()> {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if self.output().contains(marker) {
+                return Ok(());
+            }
+            if let Ok(Some(st)) = self.child.try_wait() {
+                bail!(
+                    "ue-sim {} exited ({st}) before `{marker}`:\n{}",
+                    self.name,
+                    self.output()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        bail!(
+            "ue-sim {}: no `{marker}` within {timeout:?}:\n{}",
+            self.name,
+            self.output()
+        )
+    }
+    fn finish(mut self, expect_success: bool) -> Result<String> {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        let st = loop {
+            if let Some(st) = self.child.try_wait()? {
+                break st;
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                bail!(
+                    "ue-sim {} did not finish in 120 s:\n{}",
+                    self.name,
+                    self.output()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        };
+        let out = self.output();
+        println!("--- ue-sim {} ({st}) ---\n{}", self.name, out.trim_end());
+        if st.success() != expect_success {
+            bail!(
+                "ue-sim {} exited with {st}, expected {}",
+                self.name,
+                if expect_success { "success" } else { "failure" }
+            );
+        }
+        Ok(out)
+    }
+}
+
+fn args(s: &str) -> Vec<String> {
+    s.split_whitespace().map(str::to_string).collect()
+}
+
+fn wait_pcscf_clean(what: &str) -> Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let states = xfrm_states("pcscf")?;
+        let policies = xfrm_policy_count("pcscf")?;
+        if states.is_empty() && policies == 0 {
+            println!("{what}: P-CSCF has no SA and no policy left");
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            bail!(
+                "{what}: 10 s later the P-CSCF still has {} SAs and {policies} policies:\n{}\n{}",
+                states.len(),
+                show_states("pcscf"),
+                sh(&["ip", "-n", "pcscf", "xfrm", "policy"]).unwrap_or_default()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+fn ue_sim_cases(dir: &Path, bin: &str) -> Result<Vec<String>> {
+    let mut failures: Vec<String> = Vec::new();
+    let mut check = |name: &str, r: Result<()>| match &r {
+        Ok(()) => println!("CASE {name}: ok"),
+        Err(e) => {
+            println!("CASE {name}: FAILED: {e:#}");
+            failures.push(format!("{name}: {e:#}"));
+        }
+    };
+
+    // (b) 100 UEs with IPsec register and de-register; nothing left at the P-CSCF.
+    check(
+        "100 UEs register + de-register over UDP with IPsec",
+        (|| {
+            let s = ue_sim(
+                "hundred",
+                dir,
+                bin,
+                &args(&format!(
+                    "--imsi-start {} --count 100 --rate 40 --ipsec --dereg --port-base 20000",
+                    imsi(100)
+                )),
+            )?;
+            let out = s.finish(true)?;
+            if !out.contains("registered=100/100 failed=0") || !out.contains("deregistered=100") {
+                bail!("summary does not show 100 registered and de-registered");
+            }
+            if !out.contains("notified=100") {
+                bail!("not every UE got its reg-event NOTIFY on the protected server port");
+            }
+            wait_pcscf_clean("after 100 de-registrations")
+        })(),
+    );
+
+    // Re-registration (new SA set) over TCP, then de-registration.
+    check(
+        "re-registration with a new SA set over TCP",
+        (|| {
+            let s = ue_sim(
+            "rereg-tcp",
+            dir,
+            bin,
+            &args(&format!("--imsi-start {} --count 3 --rate 10 --ipsec --transport tcp --rereg --dereg --port-base 22000", imsi(300))),
+        )?;
+            let out = s.finish(true)?;
+            if !out.contains("registered=3/3 failed=0")
+                || !out.contains("reregistered=3")
+                || !out.contains("deregistered=3")
+            {
+                bail!("summary does not show 3 registered, re-registered and de-registered");
+            }
+            wait_pcscf_clean("after re-registration and de-registration")
+        })(),
+    );
+
+    // (c) every (alg, ealg) pair, each through real ESP: six UEs at once, each offering one pair.
+    check(
+        "every alg/ealg pair through ESP",
+        (|| {
+            let pairs = [
+                ("hmac-md5-96", "null", "hmac(md5)", "ecb(cipher_null)"),
+                ("hmac-md5-96", "aes-cbc", "hmac(md5)", "cbc(aes)"),
+                ("hmac-md5-96", "des-ede3-cbc", "hmac(md5)", "cbc(des3_ede)"),
+                ("hmac-sha-1-96", "null", "hmac(sha1)", "ecb(cipher_null)"),
+                ("hmac-sha-1-96", "aes-cbc", "hmac(sha1)", "cbc(aes)"),
+                (
+                    "hmac-sha-1-96",
+                    "des-ede3-cbc",
+                    "hmac(sha1)",
+                    "cbc(des3_ede)",
+                ),
+            ];
+            let mut sims = Vec::new();
+            for (i, (a, e, _, _)) in pairs.iter().enumerate() {
+                sims.push(ue_sim(
+                &format!("{a}-{e}"),
+                dir,
+                bin,
+                &args(&format!(
+                    "--imsi-start {} --count 1 --ipsec --offers {a}/{e} --dereg --hold-ms 4000 --port-base {}",
+                    imsi(400 + i as u32),
+                    23000 + 10 * i
+                )),
+            )?);
+            }
+            for s in sims.iter_mut() {
+                s.wait_for("registration phase done: 1/1", Duration::from_secs(60))?;
+            }
+            let states = xfrm_states("pcscf")?;
+            println!(
+                "P-CSCF SAs with six UEs, one per pair:\n{}",
+                show_states("pcscf")
+            );
+            let mut missing = Vec::new();
+            for (a, e, xa, xe) in pairs {
+                let n = states
+                    .iter()
+                    .filter(|s| s.auth == xa && s.enc == xe && s.packets > 0)
+                    .count();
+                if n < 2 {
+                    missing.push(format!(
+                        "{a}/{e}: {n} SAs with {xa}/{xe} carried packets (want at least 2)"
+                    ));
+                }
+            }
+            for s in sims {
+                s.finish(true)?;
+            }
+            if !missing.is_empty() {
+                bail!("{}", missing.join("; "));
+            }
+            wait_pcscf_clean("after the six pairs")
+        })(),
+    );
+
+    // (d) handset behaviours.
+    check("handset styles (Huawei 6 offers large SPIs, Qualcomm spaces, Samsung port-c > port-s, iPhone single alphabetical)", (|| {
+        let cases = [
+            ("huawei", "--style huawei --spi-base 4000000000", 24000),
+            ("qualcomm", "--style qualcomm --offers hmac-md5-96/aes-cbc,hmac-md5-96/des-ede3-cbc,hmac-md5-96/null,hmac-sha-1-96/aes-cbc,hmac-sha-1-96/des-ede3-cbc,hmac-sha-1-96/null", 24100),
+            ("samsung", "--port-c-above-port-s --offers hmac-md5-96/null,hmac-sha-1-96/null", 24200),
+            ("iphone", "--style alphabetical --offers hmac-sha-1-96/aes-cbc --transport tcp", 24300),
+        ];
+        let mut sims = Vec::new();
+        for (i, (name, extra, port)) in cases.iter().enumerate() {
+            sims.push(ue_sim(
+                name,
+                dir,
+                bin,
+                &args(&format!(
+                    "--imsi-start {} --count 2 --rate 5 --ipsec --dereg --port-base {port} {extra}",
+                    imsi(500 + 10 * i as u32)
+                )),
+            )?);
+        }
+        let mut errs = Vec::new();
+        for s in sims {
+            let name = s.name.clone();
+            match s.finish(true) {
+                Ok(out) if out.contains("registered=2/2 failed=0") && out.contains("deregistered=2") => {}
+                Ok(_) => errs.push(format!("{name}: summary not 2 registered + de-registered")),
+                Err(e) => errs.push(format!("{e:#}")),
+            }
+        }
+        if !errs.is_empty() {
+            bail!("{}", errs.join("\n"));
+        }
+        wait_pcscf_clean("after the handset styles")
+    })());
+
+    // A UE without Security-Client under allow_unprotected = true: registers, no SA.
+    check(
+        "UE without Security-Client, policy allow",
+        (|| {
+            let mut s = ue_sim(
+                "no-sec-agree-allowed",
+                dir,
+                bin,
+                &args(&format!(
+                    "--imsi-start {} --count 1 --dereg --hold-ms 2000",
+                    imsi(600)
+                )),
+            )?;
+            s.wait_for("registration phase done: 1/1", Duration::from_secs(30))?;
+            let n = xfrm_states("pcscf")?.len();
+            s.finish(true)?;
+            if n != 0 {
+                bail!("the P-CSCF installed {n} SAs for a UE without Security-Client");
+            }
+            Ok(())
+        })(),
+    );
+
+    // De-registration: the 200 OK must come back protected (the UE kernel drops an
+    // unprotected one, ue-sim would then report "no 200 … on protected port"), and the
+    // SAs go only after it: right after ue-sim's de-registration the P-CSCF must still
+    // have had them while sending (checked by ue-sim's success), and none after the grace.
+    check(
+        "de-registration 200 OK arrives protected, SAs removed after it",
+        (|| {
+            let s = ue_sim(
+                "dereg-protected",
+                dir,
+                bin,
+                &args(&format!(
+                    "--imsi-start {} --count 1 --ipsec --dereg --no-reg-event --port-base 25000",
+                    imsi(610)
+                )),
+            )?;
+            let out = s.finish(true)?;
+            if !out.contains("deregistered=1") {
+                bail!("de-registration did not complete");
+            }
+            wait_pcscf_clean("after the protected de-registration")
+        })(),
+    );
+
+    // The other policy: restart the P-CSCF with allow_unprotected = false; the UE
+    // without Security-Client is refused with a clear answer.
+    check(
+        "UE without Security-Client, policy refuse",
+        (|| {
+            let pid = std::fs::read_to_string(dir.join("pcscf.pid"))?;
+            let _ = sh(&["kill", pid.trim()]);
+            std::thread::sleep(Duration::from_millis(1500));
+            let log = std::fs::File::options()
+                .append(true)
+                .open(dir.join("pcscf.log"))?;
+            let mut p = Command::new("ip")
+                .args([
+                    "netns",
+                    "exec",
+                    "pcscf",
+                    &format!("{bin}/pcscf"),
+                    "--config",
+                ])
+                .arg(dir.join("pcscf.toml"))
+                .env("IMS_PCSCF__IPSEC__ALLOW_UNPROTECTED", "false")
+                .stdout(log.try_clone()?)
+                .stderr(log)
+                .spawn()?;
+            std::fs::write(dir.join("pcscf.pid"), p.id().to_string())?;
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while !sh(&[
+                "ip",
+                "netns",
+                "exec",
+                "pcscf",
+                "ss",
+                "-Hlun",
+                "sport = :5060",
+            ])?
+            .contains("5060")
+            {
+                if Instant::now() > deadline || p.try_wait()?.is_some() {
+                    bail!("restarted P-CSCF does not listen");
+                }
+                std::thread::sleep(Duration::from_millis(300));
+            }
+            let s = ue_sim(
+                "no-sec-agree-refused",
+                dir,
+                bin,
+                &args(&format!("--imsi-start {} --count 1", imsi(620))),
+            )?;
+            let out = s.finish(false)?;
+            if !out.contains("failed to register") {
+                bail!("ue-sim did not report the refusal");
+            }
+            if !xfrm_states("pcscf")?.is_empty() {
+                bail!("SAs exist after a refused unprotected registration");
+            }
+            Ok(())
+        })(),
+    );
+
+    Ok(failures)
+}
+
+#[test]
+fn ue_sim_in_uml() {
+    match role().as_deref() {
+        None => {
+            let mut imsis: Vec<String> = (100..200).map(imsi).collect();
+            imsis.extend((300..303).map(imsi));
+            imsis.extend((400..406).map(imsi));
+            for i in 0..4 {
+                imsis.extend((0..2).map(|k| imsi(500 + 10 * i + k)));
+            }
+            imsis.extend([imsi(600), imsi(610), imsi(620)]);
+            host_side(
+                UESIM,
+                CoreOpts {
+                    allow_unprotected: true,
+                    dereg_grace_ms: 500,
+                },
+                &imsis,
+                "GM-IPSEC ue-sim: DONE",
+            )
+        }
+        Some("orchestrate") => {
+            let r = (|| -> Result<()> {
+                let dir = env_or(DIR_ENV)?;
+                let bin = env_or(BIN_ENV)?;
+                core_up(&dir, &bin)?;
+                let failures = ue_sim_cases(Path::new(&dir), &bin)?;
+                if !failures.is_empty() {
+                    bail!(
+                        "{} ue-sim case(s) failed:\n{}",
+                        failures.len(),
+                        failures.join("\n")
+                    );
+                }
+                Ok(())
+            })();
+            if let Err(e) = r {
+                panic!("{e:#}");
+            }
+            println!("GM-IPSEC ue-sim: DONE");
+        }
+        Some(other) => panic!("unknown role {other}"),
+    }
+}
