@@ -62,11 +62,12 @@ impl MultimediaAuthRequest {
         let mut m = new_request(CMD_MULTIMEDIA_AUTH, &self.routing);
         m.push(Avp::utf8(&base::USER_NAME, &self.user_name));
         m.push(Avp::utf8(&cx::PUBLIC_IDENTITY, &self.public_identity));
+        // TS 29.229 §6.1.7 order: SIP-Auth-Data-Item, then SIP-Number-Auth-Items.
+        m.push(self.sip_auth_data_item.to_avp());
         m.push(Avp::unsigned32(
             &cx::SIP_NUMBER_AUTH_ITEMS,
             self.sip_number_auth_items,
         ));
-        m.push(self.sip_auth_data_item.to_avp());
         m.push(Avp::utf8(&cx::SERVER_NAME, &self.server_name));
         m
     }
