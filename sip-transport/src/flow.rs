@@ -127,6 +127,9 @@ pub struct Incoming {
     pub connection: Option<ConnectionId>,
     /// When it was read from the socket.
     pub received_at: Instant,
+    /// The server transaction key, once the transaction layer computed it (saves
+    /// parsing the Via again when the response is sent).
+    pub(crate) server_key: Option<ims_sip_core::transaction::TransactionKey>,
 }
 
 impl Incoming {

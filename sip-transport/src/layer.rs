@@ -517,6 +517,7 @@ impl Inner {
                         transport,
                         connection,
                         received_at,
+                        server_key: None,
                     }),
                     None => warn!(
                         call_id = message.call_id().unwrap_or(""),

@@ -101,12 +101,13 @@ fn response_target(routing: ResponseRouting, incoming: &Incoming) -> Target {
 }
 
 /// A request from the transport.
-pub(crate) fn on_request(inner: &Arc<TsxInner>, incoming: Incoming) {
-    let msg = &incoming.message;
-    let Ok(key) = TransactionKey::server(msg) else {
+pub(crate) fn on_request(inner: &Arc<TsxInner>, mut incoming: Incoming) {
+    let Ok(key) = TransactionKey::server(&incoming.message) else {
         inner.deliver_up(incoming);
         return;
     };
+    incoming.server_key = Some(key.clone());
+    let msg = &incoming.message;
     let existing = lock(&inner.servers).get(&key).cloned();
     if let Some(entry) = existing {
         let (dest, actions) = {
@@ -360,7 +361,10 @@ pub(crate) async fn respond(
     let status = response
         .status()
         .ok_or(TransportError::BadRequest("respond() takes a response"))?;
-    let key = TransactionKey::server(&request.message).ok();
+    let key = match &request.server_key {
+        Some(k) => Some(k.clone()),
+        None => TransactionKey::server(&request.message).ok(),
+    };
     let entry = key
         .as_ref()
         .and_then(|k| lock(&inner.servers).get(k).cloned());
