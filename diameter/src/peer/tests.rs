@@ -363,3 +363,52 @@ fn hop_by_hop_ids_of_base_requests_differ() {
     let dpr = p.client.poll_transmit().unwrap();
     assert_ne!(cer.header.hop_by_hop, dpr.header.hop_by_hop);
 }
+
+#[test]
+fn second_cer_on_open_connection_is_refused_without_closing() {
+    let mut p = Pair::new(false);
+    p.drive();
+    let mut cer = node("scscf.ims.test").cer();
+    cer.header.hop_by_hop = 42;
+    p.server.handle_message(p.now, cer);
+    let cea = p.server.poll_transmit().unwrap();
+    assert_eq!(cea.header.hop_by_hop, 42);
+    assert_eq!(cea.result_code(), Some(ResultCode::UnableToComply));
+    assert_eq!(p.server.state(), PeerState::Open);
+}
+
+#[test]
+fn undecodable_traffic_counts_for_the_watchdog() {
+    let mut p = Pair::new(false);
+    p.drive();
+    Pair::events(&mut p.client);
+    let t = p.client.poll_timeout().unwrap();
+    p.client.handle_timeout(t); // DWR out (lost)
+    while p.client.poll_transmit().is_some() {}
+    let t = p.client.poll_timeout().unwrap();
+    p.client.handle_timeout(t);
+    assert_eq!(p.client.state(), PeerState::Suspect);
+    p.client.handle_traffic(t);
+    assert_eq!(p.client.state(), PeerState::Open);
+    let evs: Vec<_> = std::iter::from_fn(|| p.client.poll_event()).collect();
+    assert_eq!(evs, vec![PeerEvent::Suspect, PeerEvent::Reopened]);
+}
+
+#[test]
+fn dpr_is_answered_in_any_open_state_and_base_requests_are_not_proxiable() {
+    let mut p = Pair::new(false);
+    p.drive();
+    Pair::events(&mut p.server);
+    let dpr = node("scscf.ims.test").dpr(DisconnectCause::DoNotWantToTalkToYou);
+    assert!(!dpr.header.flags.is_proxiable());
+    p.server.handle_message(p.now, dpr);
+    assert_eq!(
+        p.server.poll_event(),
+        Some(PeerEvent::Closed(CloseReason::DisconnectedByPeer(
+            DisconnectCause::DoNotWantToTalkToYou
+        )))
+    );
+    // Nothing is delivered once closed.
+    let req = Message::request(300, 16_777_216);
+    assert!(p.server.handle_message(p.now, req).is_none());
+}
