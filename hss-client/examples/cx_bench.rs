@@ -3,7 +3,9 @@
 //! not an HSS store).
 //!
 //! `cargo run --release -p ims-hss-client --example cx_bench -- [seconds] [concurrency] [connections]`
-//! With `--remote host:port` it benchmarks an external Cx server instead.
+//! With `--remote host:port` it benchmarks an external Cx server instead;
+//! `--serve host:port` only runs the in-memory answerer (to measure the server
+//! process alone, e.g. with `/usr/bin/time`), for `--serve-secs` seconds.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -47,13 +49,32 @@ impl RequestHandler for Answerer {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let remote = args
-        .iter()
-        .position(|a| a == "--remote")
-        .and_then(|i| args.get(i + 1))
-        .cloned();
-    let nums: Vec<u64> = args.iter().filter_map(|a| a.parse().ok()).collect();
+    let all: Vec<String> = std::env::args().skip(1).collect();
+    let flag = |name: &str| {
+        all.iter()
+            .position(|a| a == name)
+            .and_then(|i| all.get(i + 1))
+            .cloned()
+    };
+    let remote = flag("--remote");
+    if let Some(addr) = flag("--serve") {
+        let secs: u64 = flag("--serve-secs")
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(30);
+        let server = Server::bind(
+            addr.parse()?,
+            LocalNode::cx("bench-hss", "ims.test", "127.0.0.1".parse()?),
+            Arc::new(Answerer),
+        )
+        .await?;
+        println!("serving on {}", server.local_addr()?);
+        server
+            .run(tokio::time::sleep(Duration::from_secs(secs)))
+            .await?;
+        return Ok(());
+    }
+    // Positional numbers: seconds, concurrency, connections.
+    let nums: Vec<u64> = all.iter().filter_map(|a| a.parse().ok()).collect();
     let secs = nums.first().copied().unwrap_or(5);
     let conc = nums.get(1).copied().unwrap_or(64) as usize;
     let conns = nums.get(2).copied().unwrap_or(1) as usize;
