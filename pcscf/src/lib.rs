@@ -12,6 +12,12 @@
 //! - Terminating requests (§5.2.6.4) reach the UE on its flow (UDP address, or its TCP
 //!   connection while alive).
 //! - reg-event NOTIFYs (§5.2.5.1) remove network-de-registered contacts.
+//! - Gm IPsec (TS 33.203 §7, when `[ipsec] enabled` and an `SaStore` is given): offer
+//!   chosen on the REGISTER, SAs installed and `Security-Server` added on the 401,
+//!   `Security-Verify` checked on the protected REGISTER, requests from the UE accepted
+//!   only on its protected port, requests to it sent from port-c to its port-s, old
+//!   sets retired after the new one is used, SAs removed a grace period after the
+//!   de-registration's 200 OK, on expiry and at shutdown.
 //!
 //! Forwarding is stateless (RFC 3261 §16.11) with a branch→flow table so responses
 //! return on the flow their request came on.
@@ -19,6 +25,7 @@
 //! # Layout
 //! - [`registrar`]: per-UE state machine and indexes; [`store`]: sqlx persistence.
 //! - [`regevent`]: SUBSCRIBE / reginfo.
+//! - [`secagree`]: Gm sec-agree and IPsec SA sets (TS 33.203 §7).
 //! - [`checks`], [`route`], [`net`], [`sip`]: proxy checks, routing, UDP/TCP, messages.
 
 pub mod checks;
@@ -26,12 +33,13 @@ pub mod net;
 pub mod regevent;
 pub mod registrar;
 pub mod route;
+pub mod secagree;
 pub mod sip;
 pub mod store;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::future::Future;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -43,6 +51,7 @@ use crate::net::{ConnId, Inbound, Net, Transport};
 use crate::registrar::{flow_transport, AkaKeys, RegState, Registry, UeKey};
 use crate::route::{PendingTable, Upstream};
 use crate::sip::{Message, NameAddr, Uri, Via};
+use crate::secagree::{GmSecurity, Initial, SaSet};
 use crate::store::{Binding, FlowTransport, RegistrationStore};
 
 pub use crate::store::StoreError;
@@ -66,6 +75,9 @@ pub enum PcscfError {
     /// The registration store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// Gm security could not be set up.
+    #[error(transparent)]
+    Security(#[from] secagree::SecError),
 }
 
 /// Bound SIP sockets handed to [`Pcscf::run`] (STYLE item 10: tests bind port 0).
@@ -106,13 +118,23 @@ struct Settings {
     visited_network_id: String,
     advertised_host: String,
     subscribe_reg_event: bool,
+    ipsec: ims_config::IpsecConfig,
 }
 
 /// The P-CSCF node.
-#[derive(Debug)]
 pub struct Pcscf {
     settings: Settings,
     store: RegistrationStore,
+    sa_store: Option<Arc<dyn ims_ipsec::SaStore>>,
+}
+
+impl std::fmt::Debug for Pcscf {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pcscf")
+            .field("settings", &self.settings)
+            .field("ipsec", &self.sa_store.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 /// Context of a REGISTER forwarded to the I-CSCF, kept until its final response.
@@ -126,6 +148,7 @@ struct RegisterCtx {
     conn: Option<ConnId>,
     dereg: bool,
     requested_expires: Option<u64>,
+    protected: bool,
 }
 
 struct Node {
@@ -136,6 +159,10 @@ struct Node {
     registry: Registry,
     store: RegistrationStore,
     locals: Vec<(Transport, SocketAddr)>,
+    sec: Option<Arc<GmSecurity>>,
+    /// Protected ports bound so far (port-c and port-s values).
+    protected_bound: Mutex<HashSet<(IpAddr, u16)>>,
+    protected_server_ports: Mutex<HashSet<u16>>,
 }
 
 fn now_s() -> i64 {
@@ -169,9 +196,18 @@ impl Pcscf {
                 visited_network_id: visited,
                 advertised_host: cfg.sip.advertised_host.clone(),
                 subscribe_reg_event: cfg.registration.subscribe_reg_event,
+                ipsec: cfg.ipsec.clone(),
             },
             store,
+            sa_store: None,
         }
+    }
+
+    /// Enables Gm IPsec with this SA store (`XfrmSaStore` for the kernel,
+    /// `MemorySaStore` in tests). Takes effect only when `[ipsec] enabled = true`.
+    pub fn with_sa_store(mut self, store: Arc<dyn ims_ipsec::SaStore>) -> Self {
+        self.sa_store = Some(store);
+        self
     }
 
     /// Serves SIP on `sockets` until `shutdown` completes. Registrations in the store are
@@ -196,7 +232,23 @@ impl Pcscf {
         for t in sockets.tcp {
             locals.push((Transport::Tcp, net.add_tcp(t).map_err(sock_err)?));
         }
+        let sec = match (&self.sa_store, self.settings.ipsec.enabled) {
+            (Some(store), true) => {
+                let owned = store.list_owned().await.map_err(secagree::SecError::from)?;
+                let spis: Vec<u32> = owned.sas.iter().map(|s| s.spi).collect();
+                let ports: Vec<u16> = owned.sas.iter().flat_map(|s| [s.sport, s.dport]).collect();
+                Some(Arc::new(GmSecurity::new(&self.settings.ipsec, store.clone(), spis, ports)?))
+            }
+            (None, true) => {
+                tracing::warn!("[ipsec] enabled but no SA store given: Gm IPsec is off");
+                None
+            }
+            _ => None,
+        };
         let node = Arc::new(Node {
+            sec,
+            protected_bound: Mutex::new(HashSet::new()),
+            protected_server_ports: Mutex::new(HashSet::new()),
             s: self.settings,
             net,
             pending: PendingTable::default(),
@@ -223,6 +275,9 @@ impl Pcscf {
                     tokio::spawn(async move { node.handle(msg).await });
                 }
             }
+        }
+        if let Some(sec) = &node.sec {
+            sec.flush().await;
         }
         node.net.shutdown();
         tracing::info!("P-CSCF stopped");
@@ -301,6 +356,10 @@ impl Node {
             let e = self.registry.entry(&key);
             let mut g = e.lock().await;
             self.registry.index(&key, &b);
+            if let Ok(set) = b.security.parse::<SaSet>() {
+                self.bind_protected(&set).await;
+                g.sec_active = Some(set);
+            }
             g.on_registered(b, None);
             // The reg-event subscription lives at the S-CSCF; do not subscribe again.
             g.subscribed = true;
@@ -316,6 +375,12 @@ impl Node {
             let mut g = e.lock().await;
             let expired = g.binding.as_ref().is_some_and(|b| b.expires_at <= now);
             if expired {
+                let sets = [g.sec_active.take(), g.sec_new.take()];
+                if let Some(sec) = &self.sec {
+                    for set in sets.into_iter().flatten() {
+                        sec.remove(&set).await;
+                    }
+                }
                 if let Some(b) = g.on_deregistered() {
                     tracing::info!(aor = %key.aor, contact = %b.contact, "registration expired");
                     self.registry.unindex(&key, &b);
@@ -467,6 +532,59 @@ impl Node {
             .and_then(|a| sip::auth_param(a, "username"))
             .unwrap_or_default();
         let dereg = is_deregistration(&msg);
+        let protected = self.sec.is_some() && self.is_protected_port(inb.local.port());
+        if let Some(sec) = &self.sec {
+            let ue = format!("{} at {}", key.aor, inb.peer);
+            let client = msg.get("security-client").map(str::to_string);
+            let e = self.registry.entry(&key);
+            let mut g = e.lock().await;
+            if protected {
+                // TS 33.203 §7.4: Security-Verify must echo our Security-Server.
+                let (set, is_new) = match (&g.sec_new, &g.sec_active) {
+                    (Some(n), _) => (Some(n.clone()), true),
+                    (None, Some(a)) => (Some(a.clone()), false),
+                    _ => (None, false),
+                };
+                if let (Some(set), true) = (set, msg.has("security-verify")) {
+                    if let Err(why) =
+                        GmSecurity::verify(&set, msg.get("security-verify"), client.as_deref())
+                    {
+                        tracing::warn!(%ue, %why, "protected REGISTER refused: sec-agree check failed");
+                        if is_new {
+                            g.sec_new = None;
+                            sec.remove(&set).await;
+                        }
+                        drop(g);
+                        self.reply(&inb, &msg, 403, "Forbidden (Security-Verify mismatch)", &[])
+                            .await;
+                        return;
+                    }
+                }
+                if client.is_some() {
+                    if let Initial::Offer { offer, client } = sec.initial(client.as_deref(), &ue) {
+                        g.sec_pending = Some((offer, client));
+                    }
+                }
+            } else {
+                match sec.initial(client.as_deref(), &ue) {
+                    Initial::Unprotected => {}
+                    Initial::Offer { offer, client } => g.sec_pending = Some((offer, client)),
+                    Initial::Refuse(code, reason) => {
+                        drop(g);
+                        let extra = [("Require".to_string(), "sec-agree".to_string())];
+                        self.reply(&inb, &msg, code, &reason, &extra).await;
+                        return;
+                    }
+                }
+                if g.sec_active.is_some() && client.is_none() {
+                    drop(g);
+                    tracing::warn!(%ue, "unprotected REGISTER for a UE registered with IPsec refused");
+                    self.reply(&inb, &msg, 403, "Forbidden (use the protected ports)", &[])
+                        .await;
+                    return;
+                }
+            }
+        }
         let requested_expires = msg
             .list("contact")
             .first()
@@ -486,7 +604,7 @@ impl Node {
         strip_option_tag(&mut msg, "proxy-require", "sec-agree");
         add_option_tag(&mut msg, "Require", "path");
         add_option_tag(&mut msg, "Supported", "path");
-        mark_integrity(&mut msg, "no");
+        mark_integrity(&mut msg, if protected { "yes" } else { "no" });
         let icscf = route_value(&self.s.icscf_uri);
         msg.insert_before("via", "Route", icscf);
         msg.push_back(
@@ -508,25 +626,63 @@ impl Node {
             conn: inb.conn,
             dereg,
             requested_expires,
+            protected,
         };
         if let Some(branch) = self.forward(&inb, msg, None).await {
             lock(&self.reg_ctx).insert(branch, ctx);
         }
     }
 
-    async fn on_register_response(&self, ctx: &RegisterCtx, msg: &Message, keys: Option<AkaKeys>) {
+    async fn on_register_response(
+        &self,
+        ctx: &RegisterCtx,
+        msg: &Message,
+        keys: Option<AkaKeys>,
+    ) -> RegOutcome {
         let code = msg.code().unwrap_or(0);
         let e = self.registry.entry(&ctx.key);
         let mut g = e.lock().await;
         if code == 401 {
+            let mut out = RegOutcome::default();
+            if let (Some(sec), Some((offer, client)), Some(k)) =
+                (&self.sec, g.sec_pending.take(), keys.as_ref())
+            {
+                match sec.create(ctx.src.ip(), &offer, client, k).await {
+                    Ok(set) => {
+                        self.bind_protected(&set).await;
+                        out.add.push(("Security-Server".into(), GmSecurity::security_server(&set)));
+                        out.add.push(("Require".into(), "sec-agree".into()));
+                        if let Some(old) = g.sec_new.replace(set) {
+                            // A challenge the UE never answered: its set was never used.
+                            sec.remove(&old).await;
+                        }
+                    }
+                    Err(err) => {
+                        tracing::error!(aor = %ctx.key.aor, error = %err, "IPsec SA set not created");
+                        out.replace = Some((500, "Server Internal Error (IPsec SA setup failed)".into()));
+                    }
+                }
+            }
             g.on_challenge(keys);
-            return;
+            return out;
         }
         if !(200..300).contains(&code) {
-            return;
+            return RegOutcome::default();
         }
         let expires = self.granted_expiry(ctx, msg);
         if ctx.dereg || expires == 0 {
+            // FIELD-LESSONS item 4: the 200 OK (relayed right after this) still goes out
+            // through the SAs; they are removed after a grace period.
+            let sets: Vec<SaSet> = [g.sec_active.take(), g.sec_new.take()].into_iter().flatten().collect();
+            if let (Some(sec), false) = (&self.sec, sets.is_empty()) {
+                let sec = sec.clone();
+                tokio::spawn(async move {
+                    tokio::time::sleep(sec.grace).await;
+                    for set in sets {
+                        sec.remove(&set).await;
+                    }
+                });
+            }
             if let Some(b) = g.on_deregistered() {
                 self.registry.unindex(&ctx.key, &b);
                 if let Err(e) = self.store.remove(&b.contact).await {
@@ -534,7 +690,21 @@ impl Node {
                 }
             }
             tracing::info!(aor = %ctx.key.aor, "UE de-registered");
-            return;
+            return RegOutcome::default();
+        }
+        if ctx.protected {
+            // The protected REGISTER came through the new set: it is in use; retire the
+            // old one after the grace period (TS 33.203 §7.4).
+            if let Some(new) = g.sec_new.take() {
+                if let Some(old) = g.sec_active.replace(new) {
+                    if let Some(sec) = self.sec.clone() {
+                        tokio::spawn(async move {
+                            tokio::time::sleep(sec.grace).await;
+                            sec.remove(&old).await;
+                        });
+                    }
+                }
+            }
         }
         let public_identities: Vec<String> = msg
             .list("p-associated-uri")
@@ -555,7 +725,12 @@ impl Node {
             transport: flow_transport(ctx.transport),
             ue_addr: ctx.src,
             expires_at: now_s() + expires as i64,
-            security: String::new(),
+            security: g
+                .sec_active
+                .as_ref()
+                .filter(|_| ctx.protected)
+                .map(|s| s.to_string())
+                .unwrap_or_default(),
         };
         if let Some(old) = g.binding.as_ref() {
             if old.contact != binding.contact || old.ue_addr != binding.ue_addr {
@@ -582,6 +757,43 @@ impl Node {
         drop(g);
         if subscribe {
             self.subscribe_reg_event(&sub_args.0, &sub_args.1).await;
+        }
+        RegOutcome::default()
+    }
+
+    // === Gm IPsec ports ===
+
+    fn is_protected_port(&self, port: u16) -> bool {
+        lock(&self.protected_server_ports).contains(&port)
+    }
+
+    /// Binds the set's protected ports (UDP port-c and port-s, TCP port-s) once.
+    async fn bind_protected(&self, set: &SaSet) {
+        let addr = set.pcscf.addr;
+        lock(&self.protected_server_ports).insert(set.pcscf.port_s);
+        for (port, tcp) in [(set.pcscf.port_c, false), (set.pcscf.port_s, true)] {
+            if !lock(&self.protected_bound).insert((addr, port)) {
+                continue;
+            }
+            let sa = SocketAddr::new(addr, port);
+            match UdpSocket::bind(sa).await {
+                Ok(u) => {
+                    if let Err(e) = self.net.add_udp(u) {
+                        tracing::warn!(%sa, error = %e, "protected UDP port not served");
+                    }
+                }
+                Err(e) => tracing::warn!(%sa, error = %e, "protected UDP port not bound"),
+            }
+            if tcp {
+                match TcpListener::bind(sa).await {
+                    Ok(t) => {
+                        if let Err(e) = self.net.add_tcp(t) {
+                            tracing::warn!(%sa, error = %e, "protected TCP port not served");
+                        }
+                    }
+                    Err(e) => tracing::warn!(%sa, error = %e, "protected TCP port not bound"),
+                }
+            }
         }
     }
 
@@ -679,6 +891,15 @@ impl Node {
                 .await;
             return;
         };
+        if let Ok(set) = b.security.parse::<SaSet>() {
+            // TS 33.203 §7.1: after registration only the SAs carry the UE's requests.
+            if inb.local.port() != set.pcscf.port_s || inb.peer.ip() != set.ue.addr {
+                tracing::warn!(aor = %key.aor, peer = %inb.peer, "unprotected request from an IPsec-registered UE refused");
+                self.reply(&inb, &msg, 403, "Forbidden (use the protected ports)", &[])
+                    .await;
+                return;
+            }
+        }
         let preferred = msg
             .get("p-preferred-identity")
             .and_then(NameAddr::parse)
@@ -729,11 +950,26 @@ impl Node {
         if !has_to_tag(&msg) {
             self.record_route(&mut msg);
         }
+        if let Ok(set) = b.security.parse::<SaSet>() {
+            // Requests to the UE: P-CSCF port-c → UE port-s, inside SA2.
+            let dest = Dest {
+                transport: match b.transport {
+                    FlowTransport::Udp => Transport::Udp,
+                    FlowTransport::Tcp => Transport::Tcp,
+                },
+                addr: SocketAddr::new(set.ue.addr, set.ue.port_s),
+                conn: None,
+                from: Some(SocketAddr::new(set.pcscf.addr, set.pcscf.port_c)),
+            };
+            self.forward(&inb, msg, Some(dest)).await;
+            return;
+        }
         let dest = match b.transport {
             FlowTransport::Udp => Dest {
                 transport: Transport::Udp,
                 addr: b.ue_addr,
                 conn: None,
+                from: None,
             },
             FlowTransport::Tcp => {
                 let alive = conn.filter(|c| self.net.conn_alive(*c));
@@ -751,6 +987,7 @@ impl Node {
                     transport: Transport::Tcp,
                     addr,
                     conn: alive,
+                    from: None,
                 }
             }
         };
@@ -796,6 +1033,7 @@ impl Node {
                         transport,
                         addr,
                         conn: None,
+                        from: None,
                     },
                     None => {
                         self.reply(inb, &msg, 404, "Not Found (next hop unresolvable)", &[])
@@ -812,7 +1050,7 @@ impl Node {
         msg.set("Max-Forwards", mf.saturating_sub(1).to_string());
         route::stamp_received(&mut msg, inb.peer);
         let branch = route::branch("P", &msg);
-        let local = self.local_for(dest.transport)?;
+        let local = dest.from.or_else(|| self.local_for(dest.transport))?;
         msg.push_front(
             "Via",
             format!(
@@ -831,7 +1069,11 @@ impl Node {
                 local: inb.local,
             },
         );
-        let from = (dest.transport == Transport::Udp).then_some(local);
+        let from = if dest.from.is_some() {
+            dest.from
+        } else {
+            (dest.transport == Transport::Udp).then_some(local)
+        };
         if let Err(e) = self
             .net
             .send(dest.transport, dest.addr, dest.conn, from, msg.to_bytes())
@@ -870,7 +1112,15 @@ impl Node {
                 lock(&self.reg_ctx).get(&branch).cloned()
             };
             if let Some(ctx) = ctx {
-                self.on_register_response(&ctx, &msg, keys).await;
+                let out = self.on_register_response(&ctx, &msg, keys).await;
+                for (n, v) in out.add {
+                    msg.push_back(&n, v);
+                }
+                if let Some((code, reason)) = out.replace {
+                    msg.start = sip::StartLine::Response { code, reason };
+                    msg.remove("www-authenticate");
+                    msg.push_back("Retry-After", "30");
+                }
             }
         }
         let Some(next) = msg.list("via").first().and_then(|v| Via::parse(v)) else {
@@ -928,6 +1178,17 @@ struct Dest {
     transport: Transport,
     addr: SocketAddr,
     conn: Option<ConnId>,
+    /// Local address to send from (a protected client port).
+    from: Option<SocketAddr>,
+}
+
+/// What the REGISTER response handling asks of the relayed response.
+#[derive(Debug, Default)]
+struct RegOutcome {
+    /// Header fields to add.
+    add: Vec<(String, String)>,
+    /// Replace the response by this status.
+    replace: Option<(u16, String)>,
 }
 
 fn has_to_tag(msg: &Message) -> bool {

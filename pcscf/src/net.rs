@@ -311,8 +311,8 @@ impl Net {
     }
 
     /// Sends `data` to `dest`: on `conn` if given and alive, else (TCP) on a connection to
-    /// `dest` (reused or opened), else (UDP) from `from` if it is one of our sockets, or the
-    /// first socket.
+    /// `dest` (reused, or opened from `from` when given), else (UDP) from `from` if it is
+    /// one of our sockets, or the first socket of the family.
     pub async fn send(
         self: &Arc<Self>,
         transport: Transport,
@@ -351,12 +351,25 @@ impl Net {
                 let id = match existing {
                     Some(id) => id,
                     None => {
-                        let stream = tokio::time::timeout(
-                            std::time::Duration::from_secs(3),
-                            TcpStream::connect(dest),
-                        )
-                        .await
-                        .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "tcp connect"))??;
+                        let connect = async {
+                            match from {
+                                // A protected client port (TS 33.203 §7.1): connect from it.
+                                Some(f) => {
+                                    let sock = if f.is_ipv4() {
+                                        tokio::net::TcpSocket::new_v4()?
+                                    } else {
+                                        tokio::net::TcpSocket::new_v6()?
+                                    };
+                                    sock.set_reuseaddr(true)?;
+                                    sock.bind(f)?;
+                                    sock.connect(dest).await
+                                }
+                                None => TcpStream::connect(dest).await,
+                            }
+                        };
+                        let stream = tokio::time::timeout(std::time::Duration::from_secs(3), connect)
+                            .await
+                            .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "tcp connect"))??;
                         let local = stream.local_addr()?;
                         self.start_conn(stream, dest, local)
                     }

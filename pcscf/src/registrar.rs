@@ -68,6 +68,12 @@ pub struct UeEntry {
     pub subscribed: bool,
     /// Bumped on every change: lets delayed work (grace timers) see it is stale.
     pub generation: u64,
+    /// Offer chosen on the last REGISTER with Security-Client (used on its 401).
+    pub sec_pending: Option<(ims_ipsec::IpsecOffer, Vec<ims_ipsec::SecMechanism>)>,
+    /// SA set built on the last 401, not yet confirmed by a 200 OK.
+    pub sec_new: Option<crate::secagree::SaSet>,
+    /// SA set the registration uses.
+    pub sec_active: Option<crate::secagree::SaSet>,
 }
 
 impl UeEntry {
@@ -79,6 +85,9 @@ impl UeEntry {
             conn: None,
             subscribed: false,
             generation: 0,
+            sec_pending: None,
+            sec_new: None,
+            sec_active: None,
         }
     }
 
