@@ -25,8 +25,8 @@ use crate::status::StatusCode;
 
 /// A response to a received request: Via (all lines), From, To, Call-ID and CSeq are
 /// copied byte for byte (To gains the tag if it had none), then the added headers,
-/// then Content-Length and the body.
-#[derive(Clone, Debug)]
+/// then Content-Length and the body. (`Debug` shows names only: values may be secret.)
+#[derive(Clone)]
 pub struct ResponseBuilder<'m> {
     req: &'m Message,
     status: StatusCode,
@@ -34,6 +34,18 @@ pub struct ResponseBuilder<'m> {
     to_tag: Option<String>,
     extra: Vec<(String, String)>,
     body: Option<(String, Bytes)>,
+}
+
+impl std::fmt::Debug for ResponseBuilder<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ResponseBuilder")
+            .field("status", &self.status)
+            .field(
+                "headers",
+                &self.extra.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>(),
+            )
+            .finish()
+    }
 }
 
 impl<'m> ResponseBuilder<'m> {
@@ -151,11 +163,20 @@ fn put_header(out: &mut BytesMut, name: &str, value: &str) {
 ///     .build_message().unwrap();
 /// assert_eq!(b.cseq().unwrap().unwrap().seq, 1);
 /// ```
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct RequestBuilder {
     method: Method,
     head: BytesMut,
     body: Option<(String, Bytes)>,
+}
+
+impl std::fmt::Debug for RequestBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RequestBuilder")
+            .field("method", &self.method)
+            .field("head_len", &self.head.len())
+            .finish()
+    }
 }
 
 impl RequestBuilder {

@@ -36,12 +36,24 @@ enum Slot {
 }
 
 /// A pending set of edits over a message; nothing is copied until [`Editor::finish`].
-#[derive(Clone, Debug)]
+/// (`Debug` shows counts only: values may be secret.)
+#[derive(Clone)]
 pub struct Editor<'m> {
     msg: &'m Message,
     start_line: Option<String>,
     slots: Vec<Slot>,
     body: Option<Bytes>,
+}
+
+impl std::fmt::Debug for Editor<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Editor")
+            .field("message", self.msg)
+            .field("header_lines", &self.slots.len())
+            .field("new_start_line", &self.start_line.is_some())
+            .field("new_body", &self.body.as_ref().map(|b| b.len()))
+            .finish()
+    }
 }
 
 impl<'m> Editor<'m> {

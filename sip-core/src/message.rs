@@ -103,7 +103,10 @@ impl<'n> Wanted<'n> {
 }
 
 /// A parsed SIP request or response over a shared buffer.
-#[derive(Clone, Debug)]
+///
+/// `Debug` shows the start line, Call-ID, CSeq and sizes only: header values can carry
+/// secrets (`ck`/`ik` in a 401 between S-CSCF and P-CSCF) and must not reach logs.
+#[derive(Clone)]
 pub struct Message {
     pub(crate) raw: Bytes,
     pub(crate) start: StartLine,
@@ -114,6 +117,18 @@ pub struct Message {
     pub(crate) head_end: u32,
     /// Offset of the body.
     pub(crate) body_start: u32,
+}
+
+impl std::fmt::Debug for Message {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Message")
+            .field("start_line", &self.start_line())
+            .field("call_id", &self.call_id())
+            .field("cseq", &self.header(HeaderName::CSeq))
+            .field("headers", &self.headers.len())
+            .field("body_len", &self.body().len())
+            .finish()
+    }
 }
 
 impl Message {

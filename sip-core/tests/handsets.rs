@@ -110,6 +110,12 @@ fn pcscf_forwarding_edits_keep_other_lines() {
         .build_message()
         .unwrap();
     assert_eq!(resp.vias().count(), 2);
+    // CK/IK never reach logs through Debug.
+    let dbg = format!("{resp:?} {:?}", resp.edit());
+    assert!(
+        !dbg.contains("00112233445566778899aabbccddeeff") && dbg.contains("401"),
+        "{dbg}"
+    );
     let mut e = resp.edit();
     assert!(e.remove_top_via().unwrap().contains(&branch));
     assert_eq!(e.remove_param("WWW-Authenticate", "ck"), 1);

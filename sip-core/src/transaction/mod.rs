@@ -46,8 +46,8 @@ pub use server::ServerNonInvite;
 pub use server_invite::ServerInvite;
 pub use timers::TimerConfig;
 
-/// What the driver must do.
-#[derive(Clone, Debug)]
+/// What the driver must do. (`Debug` prints sizes, not octets: a 401 may carry `ck`/`ik`.)
+#[derive(Clone)]
 pub enum Action {
     /// Send these octets to the transaction's peer (the request's destination for
     /// client transactions; the response address of the request for server ones).
@@ -61,6 +61,18 @@ pub enum Action {
     TransportError,
     /// The transaction is over; drop it.
     Terminated,
+}
+
+impl std::fmt::Debug for Action {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Action::Transmit(b) => write!(f, "Transmit({} octets)", b.len()),
+            Action::Deliver(m) => f.debug_tuple("Deliver").field(m).finish(),
+            Action::Timeout => f.write_str("Timeout"),
+            Action::TransportError => f.write_str("TransportError"),
+            Action::Terminated => f.write_str("Terminated"),
+        }
+    }
 }
 
 /// Common interface of the four machines (for drivers that keep them in one map).

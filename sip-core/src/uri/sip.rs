@@ -306,7 +306,17 @@ impl<'a> SipUri<'a> {
                 return false;
             }
         }
-        for p in self.params.iter() {
+        for (i, p) in self.params.iter().enumerate() {
+            // Only the first occurrence of a name counts (as `get` sees it).
+            if self
+                .params
+                .0
+                .iter()
+                .position(|q| q.name.eq_ignore_ascii_case(&p.name))
+                != Some(i)
+            {
+                continue;
+            }
             if let Some(v) = other.params.get(&p.name) {
                 if !eq_param(p.value.as_deref(), v) {
                     return false;
@@ -442,5 +452,8 @@ mod tests {
             "sip:carol@chicago.com;security=off"
         ));
         assert_eq!(percent_decode("null-%00-x%4"), "null-\0-x%4");
+        // Fuzz regression (sip_uri crash-f047e9f2): duplicate parameter names.
+        let u = "sip:alice:5061;rtiansport=tcp;1;rtiansport=tctp;l:r??sub";
+        assert!(eq(u, u));
     }
 }

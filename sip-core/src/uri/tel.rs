@@ -102,14 +102,13 @@ impl<'a> TelUri<'a> {
         self.digits().eq_ignore_ascii_case(&other.digits())
             && self.params.0.len() == other.params.0.len()
             && self.params.iter().all(|p| {
-                other
-                    .params
-                    .get(&p.name)
-                    .is_some_and(|v| match (v, p.value.as_deref()) {
-                        (Some(a), Some(b)) => a.eq_ignore_ascii_case(b),
-                        (None, None) => true,
-                        _ => false,
-                    })
+                // Duplicate names: the first occurrence is the one that counts.
+                let first = self.params.get(&p.name).flatten();
+                other.params.get(&p.name).is_some_and(|v| match (v, first) {
+                    (Some(a), Some(b)) => a.eq_ignore_ascii_case(b),
+                    (None, None) => true,
+                    _ => false,
+                })
             })
     }
 
@@ -145,5 +144,8 @@ mod tests {
         assert!(TelUri::parse("tel:+12a").is_err());
         assert!(TelUri::parse("tel:+1201;;x").is_err());
         assert!(t.equivalent(&TelUri::parse("tel:+12015550123;EXT=22").unwrap()));
+        // Fuzz regression (sip_uri crash-a3a32111): duplicate parameter names.
+        let d = TelUri::parse("tel:-9)3;par=a;par=b").unwrap();
+        assert!(d.equivalent(&d));
     }
 }
