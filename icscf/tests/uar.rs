@@ -147,8 +147,10 @@ async fn server_name_route_and_response_relay() {
     let (req, _) = s.fallback.recv().await;
     assert_eq!(req.method(), Some("REGISTER"));
 
-    let named = format!("sip:{}", s.scscf[0].addr);
-    let s2 = setup(Arc::new(move || Ok(Assignment::ServerName(named.clone()))), false).await;
+    let named = Arc::new(Mutex::new(String::new()));
+    let n2 = named.clone();
+    let s2 = setup(Arc::new(move || Ok(Assignment::ServerName(n2.lock().unwrap().clone()))), false).await;
+    *named.lock().unwrap() = format!("sip:{}", s2.scscf[0].addr);
     send(&s2.pcscf, s2.icscf, &register(s2.pcscf.addr, s2.icscf, 600, true)).await;
     let (req, from) = s2.scscf[0].recv().await;
     assert_eq!(req.list("route"), vec![format!("<sip:{};lr>", s2.scscf[0].addr)]);
