@@ -34,10 +34,22 @@ impl RunningPcscf {
 /// Starts a P-CSCF whose I-CSCF is `core`, storing into `db_url`, on `udp_port`
 /// (0: any).
 pub async fn start_pcscf(core: SocketAddr, db_url: &str, udp_port: u16) -> RunningPcscf {
+    start_pcscf_with(core, db_url, udp_port, |_| {}, None).await
+}
+
+/// Like [`start_pcscf`], with a configuration tweak and an SA store (Gm IPsec).
+pub async fn start_pcscf_with(
+    core: SocketAddr,
+    db_url: &str,
+    udp_port: u16,
+    tweak: impl FnOnce(&mut ims_config::PcscfConfig),
+    sa_store: Option<std::sync::Arc<dyn ims_ipsec::SaStore>>,
+) -> RunningPcscf {
     let mut cfg = ims_config::PcscfConfig::default();
     cfg.domain = "ims.test".into();
     cfg.icscf_uri = format!("sip:{core}").parse().unwrap();
     cfg.visited_network_id = "visited.test".into();
+    tweak(&mut cfg);
     let store = RegistrationStore::open(db_url).await.unwrap();
     let udp = UdpSocket::bind(("127.0.0.1", udp_port)).await.unwrap();
     let tcp = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -48,8 +60,11 @@ pub async fn start_pcscf(core: SocketAddr, db_url: &str, udp_port: u16) -> Runni
     };
     let (tx, rx) = oneshot::channel();
     let task = tokio::spawn(async move {
-        Pcscf::new(&cfg, store)
-            .run(sockets, async {
+        let mut node = Pcscf::new(&cfg, store);
+        if let Some(sa) = sa_store {
+            node = node.with_sa_store(sa);
+        }
+        node.run(sockets, async {
                 let _ = rx.await;
             })
             .await
