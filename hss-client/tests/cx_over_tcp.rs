@@ -501,7 +501,10 @@ async fn all_peers_down_is_unavailable_quickly() {
         })
         .await;
     assert!(matches!(&r, Err(e) if e.is_unavailable()), "{r:?}");
-    assert!(t.elapsed() < Duration::from_millis(200));
+    assert!(
+        t.elapsed() < Duration::from_secs(1),
+        "fails fast, no timeout wait"
+    );
     client.close().await;
 }
 

@@ -197,16 +197,16 @@ async fn request_timeout_leaves_connection_usable() {
 #[tokio::test]
 async fn watchdog_exchanges_dwr_and_keeps_connection_open() {
     let mut cfg = ServerConfig::default();
-    cfg.timers.watchdog = Duration::from_millis(100);
+    cfg.timers.watchdog = Duration::from_millis(250);
     cfg.timers.watchdog_jitter = Duration::ZERO;
     let srv = start_server(cfg).await;
     let mut cc = client_config(srv.addr);
-    cc.timers.watchdog = Duration::from_millis(100);
+    cc.timers.watchdog = Duration::from_millis(250);
     cc.timers.watchdog_jitter = Duration::ZERO;
     let peer = connect(cc, node("client.ims.test"), None);
     peer.wait_open(Duration::from_secs(5)).await.unwrap();
-    // Ten watchdog periods of silence: DWR/DWA keep both sides OKAY.
-    tokio::time::sleep(Duration::from_millis(1000)).await;
+    // Six watchdog periods of silence: DWR/DWA keep both sides OKAY.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
     assert_eq!(peer.status(), PeerStatus::Open);
     assert!(srv.handle.peer_by_host("client.ims.test").is_some());
     assert!(peer.request(request(300, 3)).await.is_ok());
