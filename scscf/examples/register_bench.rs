@@ -1,7 +1,7 @@
 //! Benchmark (not a test): full two-step AKA registrations per second through the
 //! in-process S-CSCF over UDP on 127.0.0.1, with an in-memory HSS and the SQLite store.
 //!
-//! `cargo run --release -p ims-scscf --example register_bench -- [UEs] [concurrency]`
+//! `cargo run --release -p ims-scscf --example register_bench -- [UEs] [concurrency] [nostore]`
 
 use ims_scscf::sip::{Message, StartLine};
 use ims_scscf::testutil::{answer, nonce_of, FakeHss, RegisterSpec, SET1_RES};
@@ -44,6 +44,7 @@ async fn main() -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1);
     let ues: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(10_000);
     let conc: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(64);
+    let with_store = args.next().as_deref() != Some("nostore");
     let dir = tempfile::tempdir()?;
     let db = format!("sqlite://{}", dir.path().join("bench.db").display());
     let sock = UdpSocket::bind("127.0.0.1:0").await?;
@@ -52,7 +53,12 @@ async fn main() -> anyhow::Result<()> {
     s.realm = Some("ims.test".into());
     let hss = Arc::new(FakeHss::new(&[]));
     let rss0 = rss_kib();
-    let scscf = Scscf::new(s, hss, Some(Store::open(&db).await?)).await?;
+    let store = if with_store {
+        Some(Store::open(&db).await?)
+    } else {
+        None
+    };
+    let scscf = Scscf::new(s, hss, store).await?;
     let handle = scscf.handle();
     let (stop, rx) = tokio::sync::oneshot::channel::<()>();
     let node = tokio::spawn(scscf.run(sock, async move {
@@ -120,7 +126,9 @@ async fn main() -> anyhow::Result<()> {
     );
     let _ = stop.send(());
     node.await??;
-    let (regs, _) = Store::open(&db).await?.load().await?;
-    println!("persisted after clean shutdown: {}", regs.len());
+    if with_store {
+        let (regs, _) = Store::open(&db).await?.load().await?;
+        println!("persisted after clean shutdown: {}", regs.len());
+    }
     Ok(())
 }
