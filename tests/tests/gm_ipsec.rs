@@ -54,8 +54,12 @@ fn repo_root() -> PathBuf {
     PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
 }
 
+/// Where the core binaries and ue-sim are taken from: next to the test executable, or
+/// `GM_BIN_DIR` when set (to try other builds of the roles).
 fn bin_dir() -> PathBuf {
-    ims_tests::procs::bin_dir()
+    std::env::var_os("GM_BIN_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(ims_tests::procs::bin_dir)
 }
 
 // ---------------------------------------------------------------------------------
@@ -95,7 +99,10 @@ fn preflight() -> Result<()> {
         }
     }
     for b in ["hss", "scscf", "icscf", "pcscf", "ue-sim"] {
-        ims_tests::procs::bin(b)?;
+        let p = bin_dir().join(b);
+        if !p.exists() {
+            bail!("binary {} not found: run `cargo build --workspace --bins` first (scripts/test.sh does)", p.display());
+        }
     }
     Ok(())
 }
@@ -147,7 +154,7 @@ fn write_configs(dir: &Path, o: &CoreOpts) -> Result<()> {
 /// Provisions IMSIs into the HSS database with the `hss` command line (on the host,
 /// before UML boots; the HSS inside UML opens the same file through hostfs).
 fn provision(dir: &Path, imsis: &[String]) -> Result<()> {
-    let hss = ims_tests::procs::bin("hss")?;
+    let hss = bin_dir().join("hss");
     let db = format!("sqlite://{}", dir.join("hss.db").display());
     for imsi in imsis {
         let out = Command::new(&hss)
@@ -1136,6 +1143,9 @@ fn ue_sim(name: &str, dir: &Path, bin: &str, args: &[String]) -> Result<UeSim> {
             K_PATTERN,
             "--op",
             OP_HEX,
+            // debug builds of four roles inside UML answer slowly
+            "--timeout-ms",
+            "8000",
         ])
         .args(args)
         .env("RUST_LOG", "warn")
@@ -1247,7 +1257,7 @@ fn ue_sim_cases(dir: &Path, bin: &str) -> Result<Vec<String>> {
                 dir,
                 bin,
                 &args(&format!(
-                    "--imsi-start {} --count 100 --rate 40 --ipsec --dereg --port-base 20000",
+                    "--imsi-start {} --count 100 --rate 10 --ipsec --dereg --port-base 20000",
                     imsi(100)
                 )),
             )?;
