@@ -196,7 +196,10 @@ mod tests {
 
     #[test]
     fn terminating_failures() {
-        assert_eq!(CxFailure::UserUnknown.to_sip(Procedure::Terminating).code, 404);
+        assert_eq!(
+            CxFailure::UserUnknown.to_sip(Procedure::Terminating).code,
+            404
+        );
         assert_eq!(
             CxFailure::IdentityNotRegistered
                 .to_sip(Procedure::Terminating)

@@ -9,7 +9,9 @@ use ims_hss_client::{
     UserAuthorizationRequest,
 };
 
-use crate::cx::{Assignment, Cx, CxFailure, CxFuture, ServerCapabilities, Uar, UserAuthorizationType};
+use crate::cx::{
+    Assignment, Cx, CxFailure, CxFuture, ServerCapabilities, Uar, UserAuthorizationType,
+};
 
 /// The I-CSCF's Cx queries over an [`HssClient`].
 pub struct HssCx {
@@ -128,7 +130,10 @@ mod tests {
 
     #[async_trait::async_trait]
     impl HssClient for FakeHss {
-        async fn uar(&self, req: UserAuthorizationRequest) -> Result<UserAuthorizationAnswer, CxError> {
+        async fn uar(
+            &self,
+            req: UserAuthorizationRequest,
+        ) -> Result<UserAuthorizationAnswer, CxError> {
             self.seen.lock().unwrap().push(req);
             let mut a = UserAuthorizationAnswer::new(self.outcome);
             a.server_name = self.server_name.clone();
@@ -182,21 +187,36 @@ mod tests {
         );
         assert_eq!(seen.visited_network_identifier, "ims.test");
 
-        let (c, _) = cx(CxOutcome::Experimental(ExperimentalResultCode::FirstRegistration), None);
+        let (c, _) = cx(
+            CxOutcome::Experimental(ExperimentalResultCode::FirstRegistration),
+            None,
+        );
         assert_eq!(c.uar(uar()).await.unwrap(), Assignment::Nothing);
 
         for (code, want) in [
             (ExperimentalResultCode::UserUnknown, CxFailure::UserUnknown),
-            (ExperimentalResultCode::IdentitiesDontMatch, CxFailure::IdentitiesDontMatch),
-            (ExperimentalResultCode::RoamingNotAllowed, CxFailure::RoamingNotAllowed),
-            (ExperimentalResultCode::IdentityNotRegistered, CxFailure::IdentityNotRegistered),
+            (
+                ExperimentalResultCode::IdentitiesDontMatch,
+                CxFailure::IdentitiesDontMatch,
+            ),
+            (
+                ExperimentalResultCode::RoamingNotAllowed,
+                CxFailure::RoamingNotAllowed,
+            ),
+            (
+                ExperimentalResultCode::IdentityNotRegistered,
+                CxFailure::IdentityNotRegistered,
+            ),
         ] {
             let (c, _) = cx(CxOutcome::Experimental(code), None);
             let got = c.uar(uar()).await.unwrap_err();
             assert_eq!(got, want);
             assert_eq!(got.to_sip(crate::cx::Procedure::Registration).code, 403);
         }
-        let (c, _) = cx(CxOutcome::Experimental(ExperimentalResultCode::UserUnknown), None);
+        let (c, _) = cx(
+            CxOutcome::Experimental(ExperimentalResultCode::UserUnknown),
+            None,
+        );
         let got = c.lir("sip:bob@ims.test".into()).await.unwrap_err();
         assert_eq!(got.to_sip(crate::cx::Procedure::Terminating).code, 404);
     }
@@ -206,13 +226,19 @@ mod tests {
         struct Down;
         #[async_trait::async_trait]
         impl HssClient for Down {
-            async fn uar(&self, _: UserAuthorizationRequest) -> Result<UserAuthorizationAnswer, CxError> {
+            async fn uar(
+                &self,
+                _: UserAuthorizationRequest,
+            ) -> Result<UserAuthorizationAnswer, CxError> {
                 Err(CxError::NoPeers)
             }
             async fn mar(&self, _: MultimediaAuthRequest) -> Result<MultimediaAuthAnswer, CxError> {
                 Err(CxError::NoPeers)
             }
-            async fn sar(&self, _: ServerAssignmentRequest) -> Result<ServerAssignmentAnswer, CxError> {
+            async fn sar(
+                &self,
+                _: ServerAssignmentRequest,
+            ) -> Result<ServerAssignmentAnswer, CxError> {
                 Err(CxError::NoPeers)
             }
             async fn lir(&self, _: LocationInfoRequest) -> Result<LocationInfoAnswer, CxError> {

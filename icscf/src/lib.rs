@@ -78,7 +78,9 @@ impl SipSockets {
                 source,
             };
             match l.transport {
-                ims_config::Transport::Udp => s.udp.push(UdpSocket::bind(l.addr).await.map_err(err)?),
+                ims_config::Transport::Udp => {
+                    s.udp.push(UdpSocket::bind(l.addr).await.map_err(err)?)
+                }
                 ims_config::Transport::Tcp => {
                     s.tcp.push(TcpListener::bind(l.addr).await.map_err(err)?)
                 }
@@ -322,7 +324,8 @@ impl Node {
             };
             match result {
                 Ok(assignment) => {
-                    match select::select(&assignment, &self.settings.scscf, &self.settings.fallback) {
+                    match select::select(&assignment, &self.settings.scscf, &self.settings.fallback)
+                    {
                         Some((uri, how)) => {
                             tracing::info!(scscf = %uri, how = ?how, method = %method, "S-CSCF selected");
                             let _ = Selected::Fallback;
@@ -330,7 +333,14 @@ impl Node {
                         }
                         None => {
                             tracing::warn!("no S-CSCF configured and the HSS named none");
-                            self.reply(&inb, &msg, 500, "Server Internal Error (no S-CSCF)", &[("Retry-After".into(), "30".into())]).await;
+                            self.reply(
+                                &inb,
+                                &msg,
+                                500,
+                                "Server Internal Error (no S-CSCF)",
+                                &[("Retry-After".into(), "30".into())],
+                            )
+                            .await;
                             return;
                         }
                     }
@@ -348,7 +358,11 @@ impl Node {
             }
         }
         if let Some(scscf) = &target {
-            let lr = if scscf.contains(";lr") { String::new() } else { ";lr".into() };
+            let lr = if scscf.contains(";lr") {
+                String::new()
+            } else {
+                ";lr".into()
+            };
             msg.insert_before("route", "Route", format!("<{scscf}{lr}>"));
         }
         self.forward(inb, msg).await;
@@ -363,7 +377,9 @@ impl Node {
 
     async fn uar_for(&self, msg: &Message) -> Result<Assignment, CxFailure> {
         let to = msg.get("to").and_then(NameAddr::parse);
-        let impu_uri = to.map(|t| Uri::parse(&t.uri)).unwrap_or_else(|| Uri::parse(""));
+        let impu_uri = to
+            .map(|t| Uri::parse(&t.uri))
+            .unwrap_or_else(|| Uri::parse(""));
         let public_identity = impu_uri.aor();
         let user_name = msg
             .get("authorization")
@@ -405,7 +421,8 @@ impl Node {
             .map(|na| Uri::parse(&na.uri))
             .unwrap_or_else(|| Uri::parse(msg.uri().unwrap_or("")));
         let Some((transport, dest)) = route::resolve(&next).await else {
-            self.reply(&inb, &msg, 404, "Not Found (next hop unresolvable)", &[]).await;
+            self.reply(&inb, &msg, 404, "Not Found (next hop unresolvable)", &[])
+                .await;
             return;
         };
         let mf = msg
@@ -415,11 +432,17 @@ impl Node {
         msg.set("Max-Forwards", mf.saturating_sub(1).to_string());
         route::stamp_received(&mut msg, inb.peer);
         let branch = route::branch("I", &msg);
-        let Some(local) = self.local_for(transport) else { return };
+        let Some(local) = self.local_for(transport) else {
+            return;
+        };
         let host = self.host();
         msg.push_front(
             "Via",
-            format!("SIP/2.0/{} {host}:{};branch={branch}", transport.via_token(), local.port()),
+            format!(
+                "SIP/2.0/{} {host}:{};branch={branch}",
+                transport.via_token(),
+                local.port()
+            ),
         );
         self.pending.insert(
             branch,
@@ -430,9 +453,20 @@ impl Node {
                 local: inb.local,
             },
         );
-        if let Err(e) = self.net.send(transport, dest, None, None, msg.to_bytes()).await {
+        if let Err(e) = self
+            .net
+            .send(transport, dest, None, None, msg.to_bytes())
+            .await
+        {
             tracing::warn!(%dest, error = %e, "forwarding failed");
-            self.reply(&inb, &msg_without_top_via(msg), 503, "Service Unavailable", &[]).await;
+            self.reply(
+                &inb,
+                &msg_without_top_via(msg),
+                503,
+                "Service Unavailable",
+                &[],
+            )
+            .await;
         }
     }
 
@@ -478,7 +512,9 @@ pub fn is_deregistration(msg: &Message) -> bool {
     if contacts.iter().any(|c| c.trim() == "*") {
         return true;
     }
-    let header = msg.get("expires").and_then(|e| e.trim().parse::<u64>().ok());
+    let header = msg
+        .get("expires")
+        .and_then(|e| e.trim().parse::<u64>().ok());
     if contacts.is_empty() {
         return header == Some(0);
     }

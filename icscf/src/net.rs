@@ -228,7 +228,12 @@ impl Net {
         Ok(local)
     }
 
-    fn start_conn(self: &Arc<Self>, stream: TcpStream, peer: SocketAddr, local: SocketAddr) -> ConnId {
+    fn start_conn(
+        self: &Arc<Self>,
+        stream: TcpStream,
+        peer: SocketAddr,
+        local: SocketAddr,
+    ) -> ConnId {
         let id = self.next_conn.fetch_add(1, Ordering::Relaxed);
         let (tx, mut rx) = mpsc::unbounded_channel::<Bytes>();
         lock(&self.conns).insert(id, Conn { peer, tx });
@@ -362,11 +367,10 @@ impl Net {
                     }
                 };
                 let conns = lock(&self.conns);
-                let c = conns
-                    .get(&id)
-                    .ok_or_else(|| io::Error::new(io::ErrorKind::NotConnected, "connection closed"))?;
-                c.tx
-                    .send(data)
+                let c = conns.get(&id).ok_or_else(|| {
+                    io::Error::new(io::ErrorKind::NotConnected, "connection closed")
+                })?;
+                c.tx.send(data)
                     .map_err(|_| io::Error::new(io::ErrorKind::NotConnected, "connection closed"))
             }
         }

@@ -129,8 +129,12 @@ mod tests {
             optional: vec![],
             server_names: vec![],
         };
-        let (u, s) = select(&Assignment::Capabilities(caps), &entries(), &["sip:fb".into()])
-            .unwrap();
+        let (u, s) = select(
+            &Assignment::Capabilities(caps),
+            &entries(),
+            &["sip:fb".into()],
+        )
+        .unwrap();
         assert_eq!((u.as_str(), s), ("sip:fb", Selected::Fallback));
         let (u, _) = select(&Assignment::Nothing, &entries(), &[]).unwrap();
         assert_eq!(u, "sip:s1.test");

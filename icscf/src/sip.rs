@@ -291,11 +291,7 @@ impl Message {
     /// Inserts a new field before the first field named `key` (or at the top if none; or
     /// at the end if `key` is absent and `at_end`).
     pub fn insert_before(&mut self, key: &str, name: &str, value: impl Into<String>) {
-        let at = self
-            .headers
-            .iter()
-            .position(|h| h.key == key)
-            .unwrap_or(0);
+        let at = self.headers.iter().position(|h| h.key == key).unwrap_or(0);
         self.headers.insert(at, new_header(name, value.into()));
     }
 
@@ -534,13 +530,11 @@ fn parse_start(line: &[u8]) -> Result<StartLine, ParseError> {
         }
         return Err(bad("bad SIP version"));
     }
-    let scheme_ok = uri
-        .split_once(':')
-        .is_some_and(|(s, _)| {
-            s.bytes().next().is_some_and(|c| c.is_ascii_alphabetic())
-                && s.bytes()
-                    .all(|c| c.is_ascii_alphanumeric() || b"+-.".contains(&c))
-        });
+    let scheme_ok = uri.split_once(':').is_some_and(|(s, _)| {
+        s.bytes().next().is_some_and(|c| c.is_ascii_alphabetic())
+            && s.bytes()
+                .all(|c| c.is_ascii_alphanumeric() || b"+-.".contains(&c))
+    });
     if !scheme_ok || uri.contains(['<', '>', '\t']) {
         return Err(bad("malformed Request-URI"));
     }
@@ -863,9 +857,7 @@ impl Via {
             if !name.eq_ignore_ascii_case("SIP") || version != "2.0" {
                 return None;
             }
-            let tend = rest
-                .find(|c: char| c.is_whitespace())
-                .unwrap_or(rest.len());
+            let tend = rest.find(|c: char| c.is_whitespace()).unwrap_or(rest.len());
             (&rest[..tend], rest[tend..].trim_start())
         };
         if !is_token(proto) || rest.is_empty() {
@@ -945,9 +937,7 @@ pub fn fallback_response(data: &[u8], code: u16, reason: &str) -> Option<Bytes> 
 /// RFC 3261 §25.1 / RFC 2617), unquoted.
 pub fn auth_param(value: &str, name: &str) -> Option<String> {
     let rest = value.trim_start();
-    let rest = rest
-        .find(char::is_whitespace)
-        .map_or("", |i| &rest[i..]);
+    let rest = rest.find(char::is_whitespace).map_or("", |i| &rest[i..]);
     for part in split_list(rest) {
         if let Some((n, v)) = part.split_once('=') {
             if n.trim().eq_ignore_ascii_case(name) {
@@ -1019,12 +1009,17 @@ l: 0\r\n\r\n";
         let s = String::from_utf8(m.to_bytes().to_vec()).unwrap();
         assert!(s.contains("X-Odd :  keep   me \r\n"));
         assert!(s.starts_with("REGISTER sip:ims.test SIP/2.0\r\nVia: SIP/2.0/UDP 10.0.0.1"));
-        assert_eq!(m.pop_first("via").unwrap(), "SIP/2.0/UDP 10.0.0.1;branch=z9hG4bKx");
+        assert_eq!(
+            m.pop_first("via").unwrap(),
+            "SIP/2.0/UDP 10.0.0.1;branch=z9hG4bKx"
+        );
     }
 
     #[test]
     fn via_with_lws_everywhere() {
-        let v = Via::parse("SIP  / 2.0  / TCP     spindle.example.com   ; branch  =   z9hG4bK9ikj8").unwrap();
+        let v =
+            Via::parse("SIP  / 2.0  / TCP     spindle.example.com   ; branch  =   z9hG4bK9ikj8")
+                .unwrap();
         assert_eq!(v.transport, "TCP");
         assert_eq!(v.host, "spindle.example.com");
         assert_eq!(v.param("branch").unwrap(), "z9hG4bK9ikj8");
@@ -1075,8 +1070,15 @@ l: 0\r\n\r\n";
 
     #[test]
     fn fallback_response_needs_a_via() {
-        let r = fallback_response(b"INVITE sip:a SIP/2.0\r\nv: SIP/2.0/UDP h;branch=z9hG4bK1\r\ni: x\r\n\r\n", 400, "Bad Request").unwrap();
-        assert!(r.starts_with(b"SIP/2.0 400 Bad Request\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\nCall-ID: x\r\n"));
+        let r = fallback_response(
+            b"INVITE sip:a SIP/2.0\r\nv: SIP/2.0/UDP h;branch=z9hG4bK1\r\ni: x\r\n\r\n",
+            400,
+            "Bad Request",
+        )
+        .unwrap();
+        assert!(r.starts_with(
+            b"SIP/2.0 400 Bad Request\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\nCall-ID: x\r\n"
+        ));
         assert!(fallback_response(b"INVITE sip:a SIP/2.0\r\ni: x\r\n\r\n", 400, "B").is_none());
     }
 }

@@ -6,7 +6,9 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use ims_icscf::cx::{Assignment, Cx, CxFailure, CxFuture, ServerCapabilities, Uar, UserAuthorizationType};
+use ims_icscf::cx::{
+    Assignment, Cx, CxFailure, CxFuture, ServerCapabilities, Uar, UserAuthorizationType,
+};
 use ims_icscf::sip::Message;
 use ims_icscf::{Icscf, SipSockets};
 use tokio::net::UdpSocket;
@@ -50,10 +52,11 @@ impl Peer {
     }
     async fn recv_within(&self, ms: u64) -> Option<(Message, SocketAddr)> {
         let mut buf = vec![0u8; 65536];
-        let (n, from) = tokio::time::timeout(Duration::from_millis(ms), self.sock.recv_from(&mut buf))
-            .await
-            .ok()?
-            .ok()?;
+        let (n, from) =
+            tokio::time::timeout(Duration::from_millis(ms), self.sock.recv_from(&mut buf))
+                .await
+                .ok()?
+                .ok()?;
         Some((Message::parse(&buf[..n], true).unwrap(), from))
     }
     async fn recv(&self) -> (Message, SocketAddr) {
@@ -141,19 +144,40 @@ async fn send(p: &Peer, to: SocketAddr, text: &str) {
 
 #[tokio::test]
 async fn server_name_route_and_response_relay() {
-    let s = setup(Arc::new(|| Ok(Assignment::ServerName(String::new()))), false).await;
+    let s = setup(
+        Arc::new(|| Ok(Assignment::ServerName(String::new()))),
+        false,
+    )
+    .await;
     // Empty Server-Name → fallback; then real Server-Name below.
-    send(&s.pcscf, s.icscf, &register(s.pcscf.addr, s.icscf, 600, true)).await;
+    send(
+        &s.pcscf,
+        s.icscf,
+        &register(s.pcscf.addr, s.icscf, 600, true),
+    )
+    .await;
     let (req, _) = s.fallback.recv().await;
     assert_eq!(req.method(), Some("REGISTER"));
 
     let named = Arc::new(Mutex::new(String::new()));
     let n2 = named.clone();
-    let s2 = setup(Arc::new(move || Ok(Assignment::ServerName(n2.lock().unwrap().clone()))), false).await;
+    let s2 = setup(
+        Arc::new(move || Ok(Assignment::ServerName(n2.lock().unwrap().clone()))),
+        false,
+    )
+    .await;
     *named.lock().unwrap() = format!("sip:{}", s2.scscf[0].addr);
-    send(&s2.pcscf, s2.icscf, &register(s2.pcscf.addr, s2.icscf, 600, true)).await;
+    send(
+        &s2.pcscf,
+        s2.icscf,
+        &register(s2.pcscf.addr, s2.icscf, 600, true),
+    )
+    .await;
     let (req, from) = s2.scscf[0].recv().await;
-    assert_eq!(req.list("route"), vec![format!("<sip:{};lr>", s2.scscf[0].addr)]);
+    assert_eq!(
+        req.list("route"),
+        vec![format!("<sip:{};lr>", s2.scscf[0].addr)]
+    );
     assert_eq!(req.get("max-forwards"), Some("68"));
     assert_eq!(req.list("via").len(), 3);
     assert!(req.get("path").is_some(), "Path forwarded untouched");
@@ -183,7 +207,12 @@ async fn capabilities_select_the_matching_scscf() {
         false,
     )
     .await;
-    send(&s.pcscf, s.icscf, &register(s.pcscf.addr, s.icscf, 600, false)).await;
+    send(
+        &s.pcscf,
+        s.icscf,
+        &register(s.pcscf.addr, s.icscf, 600, false),
+    )
+    .await;
     let (req, _) = s.scscf[1].recv().await;
     assert_eq!(req.method(), Some("REGISTER"));
     let uar = s.cx.last_uar.lock().unwrap().clone().unwrap();
@@ -197,13 +226,21 @@ async fn nothing_in_the_uaa_uses_the_fallback_and_dereg_type() {
     let (req, _) = s.fallback.recv().await;
     assert_eq!(req.method(), Some("REGISTER"));
     let uar = s.cx.last_uar.lock().unwrap().clone().unwrap();
-    assert_eq!(uar.authorization_type, UserAuthorizationType::DeRegistration);
+    assert_eq!(
+        uar.authorization_type,
+        UserAuthorizationType::DeRegistration
+    );
 }
 
 #[tokio::test]
 async fn user_unknown_is_403() {
     let s = setup(Arc::new(|| Err(CxFailure::UserUnknown)), false).await;
-    send(&s.pcscf, s.icscf, &register(s.pcscf.addr, s.icscf, 600, true)).await;
+    send(
+        &s.pcscf,
+        s.icscf,
+        &register(s.pcscf.addr, s.icscf, 600, true),
+    )
+    .await;
     let (resp, _) = s.pcscf.recv().await;
     assert_eq!(resp.code(), Some(403));
     assert!(s.scscf[0].recv_within(200).await.is_none());
@@ -213,13 +250,21 @@ async fn user_unknown_is_403() {
 async fn silent_hss_gets_504_with_retry_after_in_time() {
     let s = setup(Arc::new(|| Ok(Assignment::Nothing)), true).await;
     let t0 = Instant::now();
-    send(&s.pcscf, s.icscf, &register(s.pcscf.addr, s.icscf, 600, true)).await;
+    send(
+        &s.pcscf,
+        s.icscf,
+        &register(s.pcscf.addr, s.icscf, 600, true),
+    )
+    .await;
     let (resp, _) = s.pcscf.recv().await;
     let took = t0.elapsed();
     assert_eq!(resp.code(), Some(504));
     assert_eq!(resp.get("retry-after"), Some("30"));
     assert!(took < Duration::from_secs(2), "answered after {took:?}");
-    assert!(took >= Duration::from_millis(250), "answered before the timeout: {took:?}");
+    assert!(
+        took >= Duration::from_millis(250),
+        "answered before the timeout: {took:?}"
+    );
 }
 
 #[tokio::test]
@@ -233,13 +278,20 @@ From: <sip:alice@ims.test>;tag=1\r\nTo: <sip:bob@ims.test>\r\nCall-ID: t1\r\nCSe
     let s = setup(Arc::new(|| Err(CxFailure::UserUnknown)), false).await;
     send(&s.pcscf, s.icscf, &invite(s.pcscf.addr)).await;
     assert_eq!(s.pcscf.recv().await.0.code(), Some(404));
-    assert_eq!(s.cx.last_lir.lock().unwrap().clone().unwrap(), "sip:bob@ims.test");
+    assert_eq!(
+        s.cx.last_lir.lock().unwrap().clone().unwrap(),
+        "sip:bob@ims.test"
+    );
 
     let s = setup(Arc::new(|| Err(CxFailure::IdentityNotRegistered)), false).await;
     send(&s.pcscf, s.icscf, &invite(s.pcscf.addr)).await;
     assert_eq!(s.pcscf.recv().await.0.code(), Some(480));
 
-    let s = setup(Arc::new(|| Err(CxFailure::Unavailable("down".into()))), false).await;
+    let s = setup(
+        Arc::new(|| Err(CxFailure::Unavailable("down".into()))),
+        false,
+    )
+    .await;
     send(&s.pcscf, s.icscf, &invite(s.pcscf.addr)).await;
     let (r, _) = s.pcscf.recv().await;
     assert_eq!(r.code(), Some(500));
@@ -247,7 +299,11 @@ From: <sip:alice@ims.test>;tag=1\r\nTo: <sip:bob@ims.test>\r\nCall-ID: t1\r\nCSe
 
     let named = Arc::new(Mutex::new(String::new()));
     let n2 = named.clone();
-    let s = setup(Arc::new(move || Ok(Assignment::ServerName(n2.lock().unwrap().clone()))), false).await;
+    let s = setup(
+        Arc::new(move || Ok(Assignment::ServerName(n2.lock().unwrap().clone()))),
+        false,
+    )
+    .await;
     *named.lock().unwrap() = format!("sip:{}", s.scscf[1].addr);
     send(&s.pcscf, s.icscf, &invite(s.pcscf.addr)).await;
     let (req, _) = s.scscf[1].recv().await;

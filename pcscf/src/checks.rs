@@ -64,9 +64,16 @@ mod tests {
 
     #[test]
     fn codes() {
-        assert_eq!(proxy_checks(&req("", "soap.beep://x"), &[]).unwrap_err().code, 416);
         assert_eq!(
-            proxy_checks(&req("Max-Forwards: 0\r\n", "sip:x"), &[]).unwrap_err().code,
+            proxy_checks(&req("", "soap.beep://x"), &[])
+                .unwrap_err()
+                .code,
+            416
+        );
+        assert_eq!(
+            proxy_checks(&req("Max-Forwards: 0\r\n", "sip:x"), &[])
+                .unwrap_err()
+                .code,
             483
         );
         let r = proxy_checks(

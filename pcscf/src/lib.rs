@@ -50,8 +50,8 @@ use tokio::net::{TcpListener, UdpSocket};
 use crate::net::{ConnId, Inbound, Net, Transport};
 use crate::registrar::{flow_transport, AkaKeys, RegState, Registry, UeKey};
 use crate::route::{PendingTable, Upstream};
-use crate::sip::{Message, NameAddr, Uri, Via};
 use crate::secagree::{GmSecurity, Initial, SaSet};
+use crate::sip::{Message, NameAddr, Uri, Via};
 use crate::store::{Binding, FlowTransport, RegistrationStore};
 
 pub use crate::store::StoreError;
@@ -237,7 +237,12 @@ impl Pcscf {
                 let owned = store.list_owned().await.map_err(secagree::SecError::from)?;
                 let spis: Vec<u32> = owned.sas.iter().map(|s| s.spi).collect();
                 let ports: Vec<u16> = owned.sas.iter().flat_map(|s| [s.sport, s.dport]).collect();
-                Some(Arc::new(GmSecurity::new(&self.settings.ipsec, store.clone(), spis, ports)?))
+                Some(Arc::new(GmSecurity::new(
+                    &self.settings.ipsec,
+                    store.clone(),
+                    spis,
+                    ports,
+                )?))
             }
             (None, true) => {
                 tracing::warn!("[ipsec] enabled but no SA store given: Gm IPsec is off");
@@ -371,7 +376,9 @@ impl Node {
     async fn expire(&self) {
         let now = now_s();
         for key in self.registry.keys() {
-            let Some(e) = self.registry.get(&key) else { continue };
+            let Some(e) = self.registry.get(&key) else {
+                continue;
+            };
             let mut g = e.lock().await;
             let expired = g.binding.as_ref().is_some_and(|b| b.expires_at <= now);
             if expired {
@@ -512,8 +519,14 @@ impl Node {
         };
         let to_uri = Uri::parse(&to.uri);
         if !(to_uri.is_sip() || to_uri.scheme == "tel") {
-            self.reply(&inb, &msg, 400, "Bad Request (To is not a SIP or tel URI)", &[])
-                .await;
+            self.reply(
+                &inb,
+                &msg,
+                400,
+                "Bad Request (To is not a SIP or tel URI)",
+                &[],
+            )
+            .await;
             return;
         }
         let key = UeKey {
@@ -607,10 +620,7 @@ impl Node {
         mark_integrity(&mut msg, if protected { "yes" } else { "no" });
         let icscf = route_value(&self.s.icscf_uri);
         msg.insert_before("via", "Route", icscf);
-        msg.push_back(
-            "Path",
-            format!("<{};lr>", self.own_uri("term")),
-        );
+        msg.push_back("Path", format!("<{};lr>", self.own_uri("term")));
         msg.push_back(
             "P-Visited-Network-ID",
             format!("\"{}\"", self.s.visited_network_id),
@@ -650,7 +660,8 @@ impl Node {
                 match sec.create(ctx.src.ip(), &offer, client, k).await {
                     Ok(set) => {
                         self.bind_protected(&set).await;
-                        out.add.push(("Security-Server".into(), GmSecurity::security_server(&set)));
+                        out.add
+                            .push(("Security-Server".into(), GmSecurity::security_server(&set)));
                         out.add.push(("Require".into(), "sec-agree".into()));
                         if let Some(old) = g.sec_new.replace(set) {
                             // A challenge the UE never answered: its set was never used.
@@ -659,7 +670,8 @@ impl Node {
                     }
                     Err(err) => {
                         tracing::error!(aor = %ctx.key.aor, error = %err, "IPsec SA set not created");
-                        out.replace = Some((500, "Server Internal Error (IPsec SA setup failed)".into()));
+                        out.replace =
+                            Some((500, "Server Internal Error (IPsec SA setup failed)".into()));
                     }
                 }
             }
@@ -673,7 +685,10 @@ impl Node {
         if ctx.dereg || expires == 0 {
             // FIELD-LESSONS item 4: the 200 OK (relayed right after this) still goes out
             // through the SAs; they are removed after a grace period.
-            let sets: Vec<SaSet> = [g.sec_active.take(), g.sec_new.take()].into_iter().flatten().collect();
+            let sets: Vec<SaSet> = [g.sec_active.take(), g.sec_new.take()]
+                .into_iter()
+                .flatten()
+                .collect();
             if let (Some(sec), false) = (&self.sec, sets.is_empty()) {
                 let sec = sec.clone();
                 tokio::spawn(async move {
@@ -799,7 +814,9 @@ impl Node {
 
     fn granted_expiry(&self, ctx: &RegisterCtx, msg: &Message) -> u64 {
         let mine = crate::registrar::contact_key(&ctx.contact);
-        let header = msg.get("expires").and_then(|e| e.trim().parse::<u64>().ok());
+        let header = msg
+            .get("expires")
+            .and_then(|e| e.trim().parse::<u64>().ok());
         for c in msg.list("contact") {
             if let Some(na) = NameAddr::parse(&c) {
                 if crate::registrar::contact_key(&na.uri) == mine {
@@ -824,8 +841,15 @@ impl Node {
             tracing::warn!(%impu, "reg-event SUBSCRIBE: next hop unresolvable");
             return;
         };
-        let Some(local) = self.local_for(transport) else { return };
-        let via = format!("SIP/2.0/{} {}:{}", transport.via_token(), self.host(), local.port());
+        let Some(local) = self.local_for(transport) else {
+            return;
+        };
+        let via = format!(
+            "SIP/2.0/{} {}:{}",
+            transport.via_token(),
+            self.host(),
+            local.port()
+        );
         let branch = format!("z9hG4bKPs{}", random_hex());
         let call_id = format!("{}@{}", random_hex(), self.host());
         let tag = random_hex();
@@ -860,8 +884,12 @@ impl Node {
                 if c.state != "terminated" && reg.state != "terminated" {
                     continue;
                 }
-                let Some(key) = self.registry.by_contact(&c.uri) else { continue };
-                let Some(e) = self.registry.get(&key) else { continue };
+                let Some(key) = self.registry.by_contact(&c.uri) else {
+                    continue;
+                };
+                let Some(e) = self.registry.get(&key) else {
+                    continue;
+                };
                 let mut g = e.lock().await;
                 if let Some(b) = g.on_deregistered() {
                     tracing::info!(aor = %key.aor, contact = %b.contact, event = %c.event, "network de-registered the UE (reg event)");
@@ -877,7 +905,9 @@ impl Node {
     // === originating and terminating requests (TS 24.229 §5.2.6.3/§5.2.6.4) ===
 
     async fn originating(&self, inb: Inbound, mut msg: Message, key: UeKey) {
-        let Some(e) = self.registry.get(&key) else { return };
+        let Some(e) = self.registry.get(&key) else {
+            return;
+        };
         let binding = {
             let g = e.lock().await;
             if g.state != RegState::Registered {
@@ -944,7 +974,8 @@ impl Node {
         };
         let Some((b, conn)) = target else {
             tracing::info!(uri = ?msg.uri(), "terminating request for a UE not registered here");
-            self.reply(&inb, &msg, 480, "Temporarily Unavailable", &[]).await;
+            self.reply(&inb, &msg, 480, "Temporarily Unavailable", &[])
+                .await;
             return;
         };
         if !has_to_tag(&msg) {
@@ -1010,7 +1041,10 @@ impl Node {
             msg.method(),
             Some("INVITE") | Some("SUBSCRIBE") | Some("REFER") | Some("NOTIFY")
         ) {
-            msg.push_front("Record-Route", format!("<sip:{}:{};lr>", self.host(), self.port()));
+            msg.push_front(
+                "Record-Route",
+                format!("<sip:{}:{};lr>", self.host(), self.port()),
+            );
         }
     }
 
@@ -1130,7 +1164,9 @@ impl Node {
         let result = match self.pending.get(&branch) {
             Some(up) => {
                 let from = (up.transport == Transport::Udp).then_some(up.local);
-                self.net.send(up.transport, up.peer, up.conn, from, data).await
+                self.net
+                    .send(up.transport, up.peer, up.conn, from, data)
+                    .await
             }
             None => match route::via_target(&next) {
                 Some((t, addr)) => self.net.send(t, addr, None, None, data).await,
@@ -1271,7 +1307,11 @@ fn mark_integrity(msg: &mut Message, value: &str) {
     };
     let (v, _) = sip::strip_auth_params(&msg.headers[idx].value, &["integrity-protected"]);
     let v = v.trim_end().to_string();
-    let sep = if v.trim_end().ends_with("Digest") { " " } else { ", " };
+    let sep = if v.trim_end().ends_with("Digest") {
+        " "
+    } else {
+        ", "
+    };
     msg.edit(idx, format!("{v}{sep}integrity-protected=\"{value}\""));
 }
 
@@ -1282,7 +1322,9 @@ pub fn is_deregistration(msg: &Message) -> bool {
     if contacts.iter().any(|c| c.trim() == "*") {
         return true;
     }
-    let header = msg.get("expires").and_then(|e| e.trim().parse::<u64>().ok());
+    let header = msg
+        .get("expires")
+        .and_then(|e| e.trim().parse::<u64>().ok());
     if contacts.is_empty() {
         return header == Some(0);
     }

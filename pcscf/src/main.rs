@@ -20,8 +20,9 @@ struct Args {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let cfg = ims_config::PcscfConfig::load_or_default(args.config.as_deref(), &ims_config::ProcessEnv)
-        .unwrap_or_else(|e| ims_config::exit_on_error(e));
+    let cfg =
+        ims_config::PcscfConfig::load_or_default(args.config.as_deref(), &ims_config::ProcessEnv)
+            .unwrap_or_else(|e| ims_config::exit_on_error(e));
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&cfg.log.level));
     tracing_subscriber::fmt().with_env_filter(filter).init();

@@ -228,7 +228,12 @@ impl Net {
         Ok(local)
     }
 
-    fn start_conn(self: &Arc<Self>, stream: TcpStream, peer: SocketAddr, local: SocketAddr) -> ConnId {
+    fn start_conn(
+        self: &Arc<Self>,
+        stream: TcpStream,
+        peer: SocketAddr,
+        local: SocketAddr,
+    ) -> ConnId {
         let id = self.next_conn.fetch_add(1, Ordering::Relaxed);
         let (tx, mut rx) = mpsc::unbounded_channel::<Bytes>();
         lock(&self.conns).insert(id, Conn { peer, tx });
@@ -367,19 +372,21 @@ impl Net {
                                 None => TcpStream::connect(dest).await,
                             }
                         };
-                        let stream = tokio::time::timeout(std::time::Duration::from_secs(3), connect)
-                            .await
-                            .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "tcp connect"))??;
+                        let stream =
+                            tokio::time::timeout(std::time::Duration::from_secs(3), connect)
+                                .await
+                                .map_err(|_| {
+                                    io::Error::new(io::ErrorKind::TimedOut, "tcp connect")
+                                })??;
                         let local = stream.local_addr()?;
                         self.start_conn(stream, dest, local)
                     }
                 };
                 let conns = lock(&self.conns);
-                let c = conns
-                    .get(&id)
-                    .ok_or_else(|| io::Error::new(io::ErrorKind::NotConnected, "connection closed"))?;
-                c.tx
-                    .send(data)
+                let c = conns.get(&id).ok_or_else(|| {
+                    io::Error::new(io::ErrorKind::NotConnected, "connection closed")
+                })?;
+                c.tx.send(data)
                     .map_err(|_| io::Error::new(io::ErrorKind::NotConnected, "connection closed"))
             }
         }

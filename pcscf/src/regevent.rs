@@ -31,11 +31,7 @@ fn attr(tag: &str, name: &str) -> Option<String> {
     // Accept name="v" and name='v' with any spacing; attribute names are matched whole.
     let mut rest = tag;
     while let Some(i) = rest.find(name) {
-        let before_ok = i == 0
-            || rest[..i]
-                .chars()
-                .last()
-                .is_some_and(|c| c.is_whitespace());
+        let before_ok = i == 0 || rest[..i].chars().last().is_some_and(|c| c.is_whitespace());
         let after = rest[i + name.len()..].trim_start();
         if before_ok {
             if let Some(after) = after.strip_prefix('=') {
@@ -68,7 +64,9 @@ fn elements<'a>(xml: &'a str, name: &str) -> Vec<(&'a str, &'a str)> {
     let mut pos = 0;
     while let Some(off) = xml[pos..].find('<') {
         let start = pos + off;
-        let Some(end_rel) = xml[start..].find('>') else { break };
+        let Some(end_rel) = xml[start..].find('>') else {
+            break;
+        };
         let tag = &xml[start + 1..start + end_rel];
         pos = start + end_rel + 1;
         let tname = tag
@@ -185,7 +183,10 @@ mod tests {
         assert_eq!(r.len(), 2);
         assert_eq!(r[0].aor, "sip:alice@ims.test");
         assert_eq!(r[0].state, "terminated");
-        assert_eq!(r[0].contacts[0].uri, "sip:alice@127.0.0.1:5070;transport=udp");
+        assert_eq!(
+            r[0].contacts[0].uri,
+            "sip:alice@127.0.0.1:5070;transport=udp"
+        );
         assert_eq!(r[0].contacts[0].event, "deactivated");
         assert_eq!(r[1].contacts[0].state, "active");
     }

@@ -56,14 +56,23 @@ pub async fn resolve(uri: &Uri) -> Option<(Transport, SocketAddr)> {
     if let Ok(ip) = uri.host.parse::<IpAddr>() {
         return Some((t, SocketAddr::new(ip, port)));
     }
-    let mut addrs = tokio::net::lookup_host((uri.host.as_str(), port)).await.ok()?;
+    let mut addrs = tokio::net::lookup_host((uri.host.as_str(), port))
+        .await
+        .ok()?;
     addrs.next().map(|a| (t, a))
 }
 
 /// Where a response goes by its (next) Via: `received`/`rport` if present (RFC 3581).
 pub fn via_target(v: &Via) -> Option<(Transport, SocketAddr)> {
-    let host = v.param("received").filter(|r| !r.is_empty()).unwrap_or(v.host.clone());
-    let ip: IpAddr = host.trim_start_matches('[').trim_end_matches(']').parse().ok()?;
+    let host = v
+        .param("received")
+        .filter(|r| !r.is_empty())
+        .unwrap_or(v.host.clone());
+    let ip: IpAddr = host
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .parse()
+        .ok()?;
     let port = v
         .param("rport")
         .and_then(|p| p.parse().ok())

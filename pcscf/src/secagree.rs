@@ -92,7 +92,12 @@ impl SaSet {
 /// `<alg>/<ealg> ue=<ip>,<spi-c>,<spi-s>,<port-c>,<port-s> p=<ip>,<spi-c>,<spi-s>,<port-c>,<port-s>`.
 impl fmt::Display for SaSet {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let e = |x: &SecEndpoint| format!("{},{},{},{},{}", x.addr, x.spi_c, x.spi_s, x.port_c, x.port_s);
+        let e = |x: &SecEndpoint| {
+            format!(
+                "{},{},{},{},{}",
+                x.addr, x.spi_c, x.spi_s, x.port_c, x.port_s
+            )
+        };
         write!(f, "{} ue={} p={}", self.pair, e(&self.ue), e(&self.pcscf))
     }
 }
@@ -103,7 +108,12 @@ impl FromStr for SaSet {
         let mut it = s.split_whitespace();
         let pair: AlgPair = it.next().ok_or(())?.parse().map_err(|_| ())?;
         let ep = |t: Option<&str>, prefix: &str| -> Result<SecEndpoint, ()> {
-            let v: Vec<&str> = t.ok_or(())?.strip_prefix(prefix).ok_or(())?.split(',').collect();
+            let v: Vec<&str> = t
+                .ok_or(())?
+                .strip_prefix(prefix)
+                .ok_or(())?
+                .split(',')
+                .collect();
             if v.len() != 5 {
                 return Err(());
             }
@@ -183,7 +193,11 @@ impl GmSecurity {
             PortConfig::PerUe {
                 port_c_start: cfg.port_c.first,
                 port_s_start: cfg.port_s.first,
-                count: cfg.port_c.len().min(cfg.port_s.len()).min(u32::from(u16::MAX)) as u16,
+                count: cfg
+                    .port_c
+                    .len()
+                    .min(cfg.port_s.len())
+                    .min(u32::from(u16::MAX)) as u16,
             }
         };
         let pool = ProtectedPool::with_in_use(
@@ -239,7 +253,10 @@ impl GmSecurity {
             }
             Err(e) => {
                 tracing::info!(%ue, error = %e, "no acceptable sec-agree offer");
-                Initial::Refuse(494, "Security Agreement Required (no acceptable offer)".into())
+                Initial::Refuse(
+                    494,
+                    "Security Agreement Required (no acceptable offer)".into(),
+                )
             }
         }
     }
@@ -278,8 +295,16 @@ impl GmSecurity {
                 .release(&lease);
             e
         };
-        let plan = plan_sa_set(Side::Pcscf, &ue, &pcscf, pair, &ck, &ik, &PlanOptions::default())
-            .map_err(|e| release(e.into()))?;
+        let plan = plan_sa_set(
+            Side::Pcscf,
+            &ue,
+            &pcscf,
+            pair,
+            &ck,
+            &ik,
+            &PlanOptions::default(),
+        )
+        .map_err(|e| release(e.into()))?;
         self.store
             .install(&plan)
             .await
@@ -351,10 +376,19 @@ mod tests {
         let mut cfg = ims_config::IpsecConfig::default();
         cfg.enabled = true;
         cfg.allow_unprotected = allow;
-        cfg.port_c = ims_config::PortRange { first: 5100, last: 5100 };
-        cfg.port_s = ims_config::PortRange { first: 6100, last: 6100 };
+        cfg.port_c = ims_config::PortRange {
+            first: 5100,
+            last: 5100,
+        };
+        cfg.port_s = ims_config::PortRange {
+            first: 6100,
+            last: 6100,
+        };
         let store = Arc::new(MemorySaStore::new(ims_ipsec::plan::DEFAULT_PCSCF_REQID));
-        (GmSecurity::new(&cfg, store.clone(), vec![], vec![]).unwrap(), store)
+        (
+            GmSecurity::new(&cfg, store.clone(), vec![], vec![]).unwrap(),
+            store,
+        )
     }
 
     const SAMSUNG: &str = "ipsec-3gpp;prot=esp;mod=trans;spi-c=74618;spi-s=74619;port-c=8001;port-s=8000;alg=hmac-md5-96;ealg=des-ede3-cbc, ipsec-3gpp;prot=esp;mod=trans;spi-c=74618;spi-s=74619;port-c=8001;port-s=8000;alg=hmac-md5-96;ealg=aes-cbc, ipsec-3gpp;prot=esp;mod=trans;spi-c=74618;spi-s=74619;port-c=8001;port-s=8000;alg=hmac-md5-96;ealg=null";
@@ -389,7 +423,10 @@ mod tests {
             .unwrap();
         assert_eq!(store.sa_count(), 4);
         let server = GmSecurity::security_server(&set);
-        assert!(server.contains("port-s=6100") && server.contains("alg=hmac-md5-96"), "{server}");
+        assert!(
+            server.contains("port-s=6100") && server.contains("alg=hmac-md5-96"),
+            "{server}"
+        );
         assert!(GmSecurity::verify(&set, Some(&server), Some(SAMSUNG)).is_ok());
         let bad = server.replace("port-s=6100", "port-s=6101");
         assert!(GmSecurity::verify(&set, Some(&bad), Some(SAMSUNG)).is_err());

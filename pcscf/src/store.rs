@@ -240,9 +240,7 @@ impl RegistrationStore {
             impi: get("impi")?,
             public_identities: lines(get("public_identities")?),
             service_route: lines(get("service_route")?),
-            transport: get("transport")?
-                .parse()
-                .map_err(|_| bad("transport"))?,
+            transport: get("transport")?.parse().map_err(|_| bad("transport"))?,
             ue_addr: get("ue_addr")?.parse().map_err(|_| bad("ue_addr"))?,
             expires_at: r
                 .try_get::<i64, _>("expires_at")

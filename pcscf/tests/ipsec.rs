@@ -39,18 +39,33 @@ fn security_client(ue: &Ue) -> String {
 
 async fn challenge(core: &Peer, ue: &Ue, pcscf: std::net::SocketAddr) -> String {
     ue.plain
-        .send(pcscf, &register(ue.plain.addr, pcscf, 1, 600, &security_client(ue)))
+        .send(
+            pcscf,
+            &register(ue.plain.addr, pcscf, 1, 600, &security_client(ue)),
+        )
         .await;
     let (req, from) = core.recv().await;
-    assert!(req.get("security-client").is_none(), "Security-Client not forwarded");
+    assert!(
+        req.get("security-client").is_none(),
+        "Security-Client not forwarded"
+    );
     assert!(!req.list("require").iter().any(|t| t == "sec-agree"));
     assert!(!req.list("proxy-require").iter().any(|t| t == "sec-agree"));
-    core.answer(&req, from, 401, "Unauthorized", &[("WWW-Authenticate", WWW.into())]).await;
+    core.answer(
+        &req,
+        from,
+        401,
+        "Unauthorized",
+        &[("WWW-Authenticate", WWW.into())],
+    )
+    .await;
     let (r401, _) = ue.plain.recv().await;
     assert_eq!(r401.code(), Some(401));
     assert!(!r401.get("www-authenticate").unwrap().contains("ck="));
     assert!(r401.list("require").iter().any(|t| t == "sec-agree"));
-    r401.get("security-server").expect("Security-Server in the 401").to_string()
+    r401.get("security-server")
+        .expect("Security-Server in the 401")
+        .to_string()
 }
 
 #[tokio::test]
@@ -67,8 +82,14 @@ async fn sec_agree_register_protected_flows_and_teardown() {
         |cfg| {
             cfg.ipsec.enabled = true;
             cfg.ipsec.allow_unprotected = false;
-            cfg.ipsec.port_c = ims_config::PortRange { first: pc, last: pc };
-            cfg.ipsec.port_s = ims_config::PortRange { first: ps, last: ps };
+            cfg.ipsec.port_c = ims_config::PortRange {
+                first: pc,
+                last: pc,
+            };
+            cfg.ipsec.port_s = ims_config::PortRange {
+                first: ps,
+                last: ps,
+            };
             cfg.ipsec.dereg_grace_ms = 300;
         },
         Some(sa.clone()),
@@ -82,24 +103,37 @@ async fn sec_agree_register_protected_flows_and_teardown() {
     };
 
     // Without Security-Client the policy refuses with 421.
-    ue.plain.send(pcscf, &register(ue.plain.addr, pcscf, 9, 600, "")).await;
+    ue.plain
+        .send(pcscf, &register(ue.plain.addr, pcscf, 9, 600, ""))
+        .await;
     let (r, _) = ue.plain.recv().await;
     assert_eq!(r.code(), Some(421));
 
     let server = challenge(&core, &ue, pcscf).await;
-    assert!(server.contains("alg=hmac-sha-1-96") && server.contains("ealg=aes-cbc"), "{server}");
+    assert!(
+        server.contains("alg=hmac-sha-1-96") && server.contains("ealg=aes-cbc"),
+        "{server}"
+    );
     assert!(server.contains(&format!("port-s={ps}")));
     assert_eq!(sa.sa_count(), 4, "four SAs installed on the 401");
 
     // Protected REGISTER: UE port-c → P-CSCF port-s, Security-Verify echoes.
     let protected = std::net::SocketAddr::new(pcscf.ip(), ps);
-    let verify_for = |server: &str| format!("{}Security-Verify: {server}\r\nAuthorization: Digest username=\"alice@ims.test\", realm=\"ims.test\", nonce=\"bm9uY2U=\", uri=\"sip:ims.test\", response=\"0\"\r\n", security_client(&ue));
+    let verify_for = |server: &str| {
+        format!("{}Security-Verify: {server}\r\nAuthorization: Digest username=\"alice@ims.test\", realm=\"ims.test\", nonce=\"bm9uY2U=\", uri=\"sip:ims.test\", response=\"0\"\r\n", security_client(&ue))
+    };
     let verify = verify_for(&server);
     ue.port_c
-        .send(protected, &register(ue.port_c.addr, protected, 2, 600, &verify))
+        .send(
+            protected,
+            &register(ue.port_c.addr, protected, 2, 600, &verify),
+        )
         .await;
     let (req, from) = core.recv().await;
-    assert!(req.get("authorization").unwrap().contains("integrity-protected=\"yes\""));
+    assert!(req
+        .get("authorization")
+        .unwrap()
+        .contains("integrity-protected=\"yes\""));
     assert!(req.get("security-verify").is_none());
     core.answer(
         &req,
@@ -119,12 +153,19 @@ async fn sec_agree_register_protected_flows_and_teardown() {
     core.answer(&sub, from, 200, "OK", &[]).await;
 
     // Unprotected request claiming the identity: refused.
-    ue.plain.send(pcscf, &message_from_ue(ue.plain.addr, pcscf, 1)).await;
+    ue.plain
+        .send(pcscf, &message_from_ue(ue.plain.addr, pcscf, 1))
+        .await;
     assert_eq!(ue.plain.recv().await.0.code(), Some(403));
     // Through the protected port: forwarded with P-Asserted-Identity.
-    ue.port_c.send(protected, &message_from_ue(ue.port_c.addr, protected, 2)).await;
+    ue.port_c
+        .send(protected, &message_from_ue(ue.port_c.addr, protected, 2))
+        .await;
     let (m, from) = core.recv().await;
-    assert_eq!(m.list("p-asserted-identity"), vec!["<sip:alice@ims.test>".to_string()]);
+    assert_eq!(
+        m.list("p-asserted-identity"),
+        vec!["<sip:alice@ims.test>".to_string()]
+    );
     core.answer(&m, from, 200, "OK", &[]).await;
     assert_eq!(ue.port_c.recv().await.0.code(), Some(200));
 
@@ -143,7 +184,10 @@ Call-ID: t9\r\nCSeq: 1 MESSAGE\r\nContent-Length: 0\r\n\r\n",
 
     // De-registration: 200 OK still through the SAs, SAs gone after the grace period.
     ue.port_c
-        .send(protected, &register(ue.port_c.addr, protected, 3, 0, &verify))
+        .send(
+            protected,
+            &register(ue.port_c.addr, protected, 3, 0, &verify),
+        )
         .await;
     let (req, from) = core.recv().await;
     core.answer(&req, from, 200, "OK", &[]).await;
@@ -160,7 +204,10 @@ Call-ID: t9\r\nCSeq: 1 MESSAGE\r\nContent-Length: 0\r\n\r\n",
     let bad = verify_for(&server.replace("ealg=aes-cbc", "ealg=null"));
     assert!(bad.contains("ealg=null;"), "{bad}");
     ue.port_c
-        .send(protected, &register(ue.port_c.addr, protected, 4, 600, &bad))
+        .send(
+            protected,
+            &register(ue.port_c.addr, protected, 4, 600, &bad),
+        )
         .await;
     let (r, _) = ue.port_c.recv().await;
     assert_eq!(r.code(), Some(403));

@@ -27,7 +27,10 @@ async fn register_assert_route_terminate_and_survive_restart() {
     let path = req.get("path").expect("Path added");
     assert_eq!(path, format!("<sip:term@{pcscf};lr>"));
     assert_eq!(req.get("p-visited-network-id"), Some("\"visited.test\""));
-    assert!(req.get("p-charging-vector").unwrap().starts_with("icid-value="));
+    assert!(req
+        .get("p-charging-vector")
+        .unwrap()
+        .starts_with("icid-value="));
     assert!(req.get("p-asserted-identity").is_none(), "UE's PAI removed");
     assert!(req.list("require").contains(&"path".to_string()));
     assert!(req.list("supported").contains(&"path".to_string()));
@@ -39,7 +42,14 @@ async fn register_assert_route_terminate_and_survive_restart() {
     let www = format!(
         "Digest realm=\"ims.test\", nonce=\"AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=\", algorithm=AKAv1-MD5, ck=\"{CK}\", ik=\"{IK}\", qop=\"auth\""
     );
-    core.answer(&req, from, 401, "Unauthorized", &[("WWW-Authenticate", www)]).await;
+    core.answer(
+        &req,
+        from,
+        401,
+        "Unauthorized",
+        &[("WWW-Authenticate", www)],
+    )
+    .await;
     let (r401, _) = ue.recv().await;
     assert_eq!(r401.code(), Some(401));
     let w = r401.get("www-authenticate").unwrap();
@@ -50,7 +60,8 @@ async fn register_assert_route_terminate_and_survive_restart() {
 
     // 3. Second REGISTER → 200 OK with Service-Route and P-Associated-URI.
     let auth = "Authorization: Digest username=\"alice@ims.test\", realm=\"ims.test\", nonce=\"x\", uri=\"sip:ims.test\", response=\"y\"\r\n";
-    ue.send(pcscf, &register(ue.addr, pcscf, 2, 600, auth)).await;
+    ue.send(pcscf, &register(ue.addr, pcscf, 2, 600, auth))
+        .await;
     let (req, from) = core.recv().await;
     let a = req.get("authorization").unwrap();
     assert!(a.contains("integrity-protected=\"no\""), "{a}");
@@ -62,7 +73,10 @@ async fn register_assert_route_terminate_and_survive_restart() {
         "OK",
         &[
             ("Service-Route", service_route.clone()),
-            ("P-Associated-URI", "<sip:alice@ims.test>, <tel:+15550001>".into()),
+            (
+                "P-Associated-URI",
+                "<sip:alice@ims.test>, <tel:+15550001>".into(),
+            ),
             ("Path", format!("<sip:term@{pcscf};lr>")),
             ("Contact", format!("<sip:alice@{}>;expires=600", ue.addr)),
         ],
@@ -77,13 +91,17 @@ async fn register_assert_route_terminate_and_survive_restart() {
     assert_eq!(sub.uri(), Some("sip:alice@ims.test"));
     assert_eq!(sub.get("event"), Some("reg"));
     assert_eq!(sub.list("route"), vec![service_route.clone()]);
-    core.answer(&sub, from, 200, "OK", &[("Expires", "600000".into())]).await;
+    core.answer(&sub, from, 200, "OK", &[("Expires", "600000".into())])
+        .await;
 
     // 5. Originating request: PAI asserted, routed via the Service-Route.
     ue.send(pcscf, &message_from_ue(ue.addr, pcscf, 1)).await;
     let (m, from) = core.recv().await;
     assert_eq!(m.method(), Some("MESSAGE"));
-    assert_eq!(m.list("p-asserted-identity"), vec!["<sip:alice@ims.test>".to_string()]);
+    assert_eq!(
+        m.list("p-asserted-identity"),
+        vec!["<sip:alice@ims.test>".to_string()]
+    );
     assert_eq!(m.list("route"), vec![service_route.clone()]);
     core.answer(&m, from, 200, "OK", &[]).await;
     let (r, _) = ue.recv().await;

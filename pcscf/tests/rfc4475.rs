@@ -82,13 +82,16 @@ async fn fake_core() -> SocketAddr {
     let addr = core.addr;
     tokio::spawn(async move {
         loop {
-            let Some((m, from)) = core.recv_within(60_000).await else { break };
+            let Some((m, from)) = core.recv_within(60_000).await else {
+                break;
+            };
             if m.code().is_some() {
                 continue;
             }
             if m.method() == Some("REGISTER") {
                 let www = "Digest realm=\"ims.test\", nonce=\"bm9uY2U=\", algorithm=AKAv1-MD5, ck=\"00112233445566778899aabbccddeeff\", ik=\"ffeeddccbbaa99887766554433221100\"".to_string();
-                core.answer(&m, from, 401, "Unauthorized", &[("WWW-Authenticate", www)]).await;
+                core.answer(&m, from, 401, "Unauthorized", &[("WWW-Authenticate", www)])
+                    .await;
             } else if m.method() != Some("ACK") {
                 core.answer(&m, from, 404, "Not Found", &[]).await;
             }
@@ -97,7 +100,13 @@ async fn fake_core() -> SocketAddr {
     addr
 }
 
-fn check(name: &str, transport: &str, got: Option<u16>, expect: Expect, failures: &mut Vec<String>) {
+fn check(
+    name: &str,
+    transport: &str,
+    got: Option<u16>,
+    expect: Expect,
+    failures: &mut Vec<String>,
+) {
     let ok = match (expect, got) {
         (_, Some(c)) if (200..300).contains(&c) => false,
         (Expect::Nothing, None) => true,
@@ -107,7 +116,9 @@ fn check(name: &str, transport: &str, got: Option<u16>, expect: Expect, failures
         (_, None) => false,
     };
     if !ok {
-        failures.push(format!("{name} over {transport}: expected {expect:?}, got {got:?}"));
+        failures.push(format!(
+            "{name} over {transport}: expected {expect:?}, got {got:?}"
+        ));
     }
 }
 
@@ -123,9 +134,15 @@ async fn torture_messages_over_udp_and_tcp() {
         let expect = expectation(&name, false);
         let sock = UdpSocket::bind("127.0.0.1:0").await.unwrap();
         sock.send_to(&bytes, p.udp).await.unwrap();
-        let wait = if matches!(expect, Expect::Nothing) { 300 } else { 2000 };
+        let wait = if matches!(expect, Expect::Nothing) {
+            300
+        } else {
+            2000
+        };
         let mut buf = vec![0u8; 65536];
-        let got = match tokio::time::timeout(Duration::from_millis(wait), sock.recv_from(&mut buf)).await {
+        let got = match tokio::time::timeout(Duration::from_millis(wait), sock.recv_from(&mut buf))
+            .await
+        {
             Ok(Ok((n, _))) => status_of(&buf[..n]),
             _ => None,
         };
@@ -135,7 +152,11 @@ async fn torture_messages_over_udp_and_tcp() {
         let expect = expectation(&name, true);
         let mut s = TcpStream::connect(p.tcp).await.unwrap();
         s.write_all(&bytes).await.unwrap();
-        let wait = if matches!(expect, Expect::Nothing) { 300 } else { 2000 };
+        let wait = if matches!(expect, Expect::Nothing) {
+            300
+        } else {
+            2000
+        };
         let mut got_bytes = Vec::new();
         let deadline = tokio::time::Instant::now() + Duration::from_millis(wait);
         loop {
@@ -152,7 +173,11 @@ async fn torture_messages_over_udp_and_tcp() {
         }
         check(&name, "TCP", status_of(&got_bytes), expect, &mut failures);
     }
-    assert!(failures.is_empty(), "RFC 4475 failures:\n{}", failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "RFC 4475 failures:\n{}",
+        failures.join("\n")
+    );
 
     // Still alive: OPTIONS to the P-CSCF itself gets 200 over UDP and TCP.
     let ue = Peer::new().await;
@@ -166,7 +191,9 @@ From: <sip:probe@ims.test>;tag=1\r\nTo: <sip:{pcscf}>\r\nCall-ID: alive\r\nCSeq:
     ue.send(p.udp, &options(&format!("UDP {}", ue.addr))).await;
     assert_eq!(ue.recv().await.0.code(), Some(200));
     let mut s = TcpStream::connect(p.tcp).await.unwrap();
-    s.write_all(options("TCP 127.0.0.1:1").as_bytes()).await.unwrap();
+    s.write_all(options("TCP 127.0.0.1:1").as_bytes())
+        .await
+        .unwrap();
     let mut buf = vec![0u8; 4096];
     let n = tokio::time::timeout(Duration::from_secs(2), s.read(&mut buf))
         .await

@@ -65,10 +65,10 @@ pub async fn start_pcscf_with(
             node = node.with_sa_store(sa);
         }
         node.run(sockets, async {
-                let _ = rx.await;
-            })
-            .await
-            .unwrap();
+            let _ = rx.await;
+        })
+        .await
+        .unwrap();
     });
     RunningPcscf {
         udp: udp_addr,
@@ -102,19 +102,32 @@ impl Peer {
     /// Next message within `ms`, with its source.
     pub async fn recv_within(&self, ms: u64) -> Option<(Message, SocketAddr)> {
         let mut buf = vec![0u8; 65536];
-        let (n, from) = tokio::time::timeout(Duration::from_millis(ms), self.sock.recv_from(&mut buf))
-            .await
-            .ok()?
-            .ok()?;
-        Some((Message::parse(&buf[..n], true).expect("peer got unparsable SIP"), from))
+        let (n, from) =
+            tokio::time::timeout(Duration::from_millis(ms), self.sock.recv_from(&mut buf))
+                .await
+                .ok()?
+                .ok()?;
+        Some((
+            Message::parse(&buf[..n], true).expect("peer got unparsable SIP"),
+            from,
+        ))
     }
 
     pub async fn recv(&self) -> (Message, SocketAddr) {
-        self.recv_within(3000).await.expect("timed out waiting for SIP")
+        self.recv_within(3000)
+            .await
+            .expect("timed out waiting for SIP")
     }
 
     /// Answers `req` (sent from `to`) with `code` and extra header lines.
-    pub async fn answer(&self, req: &Message, to: SocketAddr, code: u16, reason: &str, extra: &[(&str, String)]) {
+    pub async fn answer(
+        &self,
+        req: &Message,
+        to: SocketAddr,
+        code: u16,
+        reason: &str,
+        extra: &[(&str, String)],
+    ) {
         let mut r = req.response(code, reason, "coretag");
         for (n, v) in extra {
             r.push_back(n, v.clone());
