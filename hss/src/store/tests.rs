@@ -262,3 +262,65 @@ fn db_urls() {
     );
     assert!(normalize_db_url("mysql://x").is_err());
 }
+
+/// The same store operations against a real PostgreSQL, when one is given with
+/// `HSS_TEST_POSTGRES_URL=postgres://user@127.0.0.1:port/db` (each run uses fresh IMSIs).
+#[tokio::test]
+async fn postgres_store_when_configured() {
+    let Ok(url) = std::env::var("HSS_TEST_POSTGRES_URL") else {
+        eprintln!(
+            "postgres_store_when_configured: not run (set HSS_TEST_POSTGRES_URL=postgres://… \
+             to test the PostgreSQL backend)"
+        );
+        return;
+    };
+    let store = Store::open(&url).await.expect("open postgres");
+    assert_eq!(store.backend(), Backend::Postgres);
+    let imsi = format!("00102{:010}", rand::random::<u32>());
+    let s = store.create(alice(&imsi)).await.expect("create");
+    let e = store.create(alice(&imsi)).await.unwrap_err();
+    assert!(
+        matches!(e, StoreError::Duplicate { field: "imsi", .. }),
+        "{e}"
+    );
+    let entry = store
+        .auth_entry(&s.impi)
+        .await
+        .expect("entry")
+        .expect("some");
+    let mut tasks = Vec::new();
+    for _ in 0..50 {
+        let (st, e) = (store.clone(), entry.clone());
+        tasks.push(tokio::spawn(async move {
+            st.allocate_sqns(&e, 2).await.expect("alloc")
+        }));
+    }
+    let mut seen = HashSet::new();
+    for t in tasks {
+        for sqn in t.await.expect("join") {
+            assert!(seen.insert(sqn));
+        }
+    }
+    let up = store
+        .update(
+            &imsi,
+            SubscriberUpdate {
+                amf: Some([1, 2]),
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("update");
+    assert_eq!(up.amf, [1, 2]);
+    store
+        .set_assignment(&imsi, Some("sip:s"), Some("h"))
+        .await
+        .expect("assign");
+    assert!(store.poll_changes().await.expect("poll") >= 1);
+    assert!(store
+        .get_by_impu(&s.impus[1].uri)
+        .await
+        .expect("impu")
+        .is_some());
+    assert!(store.delete(&imsi).await.expect("delete"));
+}
