@@ -17,6 +17,11 @@
 //! [`crate::codec::check`] over one `BytesMut`, feeds the peer state machine, runs
 //! its timers) and a writer that drains a channel of encoded messages and writes
 //! them in batches (one syscall for many messages under load).
+//!
+//! Limits: the write queue is unbounded and every incoming request gets its own
+//! task; what bounds them is the per-request timeout of the sender and the
+//! message size limit ([`crate::codec::DEFAULT_MAX_MESSAGE_LEN`]). Only TCP is
+//! implemented (no SCTP, no TLS/DTLS of RFC 6733 §13).
 
 mod client;
 mod connection;

@@ -94,7 +94,8 @@ impl Server {
         }
     }
 
-    /// Replaces the settings (before `run`).
+    /// Replaces the settings. Only effective before [`Server::handle`] is called
+    /// (the settings are shared with the handles).
     pub fn with_config(mut self, config: ServerConfig) -> Server {
         if let Some(s) = Arc::get_mut(&mut self.shared) {
             s.config = config;
