@@ -381,8 +381,8 @@ mod tests {
         assert_eq!(v.ik.expose(), &s.f4);
         // AUTN = (SQN ⊕ AK) ‖ AMF ‖ MAC-A
         let sqn_b = sqn_to_bytes(s.sqn);
-        for i in 0..6 {
-            assert_eq!(v.autn[i], sqn_b[i] ^ s.f5[i], "byte {i} of SQN ⊕ AK");
+        for (i, (sb, ak)) in sqn_b.iter().zip(s.f5.iter()).enumerate() {
+            assert_eq!(v.autn[i], sb ^ ak, "byte {i} of SQN ⊕ AK");
         }
         assert_eq!(&v.autn[6..8], &s.amf);
         assert_eq!(&v.autn[8..16], &s.f1);

@@ -73,8 +73,8 @@ pub fn keys(s: &Subscriber) -> (K, Opc) {
 /// What the S-CSCF side received from the HSS.
 #[derive(Debug)]
 pub enum Pushed {
-    Rtr(RegistrationTerminationRequest),
-    Ppr(PushProfileRequest),
+    Rtr(Box<RegistrationTerminationRequest>),
+    Ppr(Box<PushProfileRequest>),
 }
 
 pub struct Recorder(pub mpsc::UnboundedSender<Pushed>);
@@ -85,12 +85,12 @@ impl CxEventHandler for Recorder {
         &self,
         req: RegistrationTerminationRequest,
     ) -> RegistrationTerminationAnswer {
-        let _ = self.0.send(Pushed::Rtr(req));
+        let _ = self.0.send(Pushed::Rtr(Box::new(req)));
         RegistrationTerminationAnswer::new(CxOutcome::Success)
     }
 
     async fn on_push_profile(&self, req: PushProfileRequest) -> PushProfileAnswer {
-        let _ = self.0.send(Pushed::Ppr(req));
+        let _ = self.0.send(Pushed::Ppr(Box::new(req)));
         PushProfileAnswer::new(CxOutcome::Success)
     }
 }
