@@ -75,10 +75,10 @@ impl Proc {
         })
     }
 
-    /// Stops the process (SIGTERM, then SIGKILL after a grace period) and waits for it.
+    /// Stops the process (SIGINT, as ctrl-c, then SIGKILL after a grace period) and waits for it.
     pub fn stop(&mut self) {
         let pid = self.child.id().to_string();
-        let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        let _ = Command::new("kill").args(["-INT", &pid]).status();
         let deadline = Instant::now() + Duration::from_secs(5);
         while Instant::now() < deadline {
             if let Ok(Some(_)) = self.child.try_wait() {

@@ -61,6 +61,8 @@ pub struct SippOutcome {
     pub elapsed_s: f64,
     pub stdout_tail: String,
     pub errors_tail: String,
+    /// The last messages SIPp sent and received (`-trace_msg`).
+    pub messages_tail: String,
     /// Response codes of the unexpected messages (`-trace_error_codes`).
     pub error_codes: Vec<u16>,
 }
@@ -94,6 +96,7 @@ impl Sipp {
         let tag = format!("{stem}-{}", rand::random::<u32>());
         let stat = self.work_dir.join(format!("{tag}.csv"));
         let errors = self.work_dir.join(format!("{tag}-errors.log"));
+        let messages = self.work_dir.join(format!("{tag}-messages.log"));
         let t = match self.transport {
             Transport::Udp => "u1",
             Transport::Tcp => "t1",
@@ -114,6 +117,7 @@ impl Sipp {
             .args(["-fd", "1"])
             .args(["-trace_err", "-error_file", &errors.to_string_lossy()])
             .arg("-trace_error_codes")
+            .args(["-trace_msg", "-message_file", &messages.to_string_lossy()])
             .arg("-nostdin")
             .current_dir(&self.work_dir);
         if let Some(inf) = &self.inf {
@@ -137,6 +141,7 @@ impl Sipp {
             elapsed_s,
             stdout_tail: tail(&stdout, 30),
             errors_tail: tail(&std::fs::read_to_string(&errors).unwrap_or_default(), 60),
+            messages_tail: tail(&std::fs::read_to_string(&messages).unwrap_or_default(), 80),
             ..Default::default()
         };
         outcome.error_codes = std::fs::read_to_string(&codes)
@@ -145,6 +150,16 @@ impl Sipp {
             .filter_map(|s| s.parse::<u16>().ok())
             .filter(|c| (100..700).contains(c))
             .collect();
+        if outcome.error_codes.is_empty() {
+            // SIPp names the unexpected message in its error log:
+            // "... received 'SIP/2.0 403 Forbidden ...".
+            let errs = std::fs::read_to_string(&errors).unwrap_or_default();
+            outcome.error_codes = errs
+                .match_indices("received 'SIP/2.0 ")
+                .filter_map(|(i, m)| errs.get(i + m.len()..i + m.len() + 3))
+                .filter_map(|c| c.parse().ok())
+                .collect();
+        }
         let stats = std::fs::read_to_string(&stat).unwrap_or_default();
         if let Some((succ, failed, unexpected)) = parse_stats(&stats) {
             outcome.successful = succ;

@@ -142,6 +142,8 @@ pub struct TestUe {
     pub domain: String,
     pub call_id: String,
     pub cseq: u32,
+    /// Requests received while waiting for responses (already answered 200).
+    pub requests: Vec<String>,
 }
 
 impl TestUe {
@@ -157,6 +159,7 @@ impl TestUe {
             domain: domain.to_string(),
             call_id: format!("test-ue-{}", rand::random::<u64>()),
             cseq: 1,
+            requests: Vec::new(),
         })
     }
 
@@ -193,13 +196,24 @@ impl TestUe {
         );
         self.cseq += 1;
         self.sock.send_to(msg.as_bytes(), self.pcscf)?;
+        self.final_response("REGISTER")
+    }
+
+    /// Waits for the next final response; requests arriving meanwhile (NOTIFY) are
+    /// answered 200 and queued in `self.requests`.
+    pub fn final_response(&mut self, what: &str) -> Result<Response> {
         let mut buf = vec![0u8; 65535];
         loop {
-            let (n, _) = self
+            let (n, from) = self
                 .sock
                 .recv_from(&mut buf)
-                .map_err(|e| anyhow!("no response to REGISTER from {}: {e}", self.pcscf))?;
+                .map_err(|e| anyhow!("no response to {what} from {}: {e}", self.pcscf))?;
             let raw = String::from_utf8_lossy(&buf[..n]).to_string();
+            if !raw.starts_with("SIP/2.0") {
+                self.answer_request(&raw, from)?;
+                self.requests.push(raw);
+                continue;
+            }
             let status: u16 = raw
                 .split_whitespace()
                 .nth(1)
@@ -209,6 +223,110 @@ impl TestUe {
                 return Ok(Response { status, raw });
             }
         }
+    }
+
+    /// Waits until a request whose start line begins with `method` has arrived (or is
+    /// already queued) and returns it.
+    pub fn wait_request(&mut self, method: &str, timeout: Duration) -> Result<String> {
+        let deadline = std::time::Instant::now() + timeout;
+        let mut buf = vec![0u8; 65535];
+        loop {
+            if let Some(i) = self.requests.iter().position(|r| r.starts_with(method)) {
+                return Ok(self.requests.remove(i));
+            }
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                bail!("no {method} within {timeout:?}");
+            }
+            self.sock.set_read_timeout(Some(left.max(Duration::from_millis(1))))?;
+            let r = self.sock.recv_from(&mut buf);
+            self.sock.set_read_timeout(Some(Duration::from_secs(10)))?;
+            let Ok((n, from)) = r else { continue };
+            let raw = String::from_utf8_lossy(&buf[..n]).to_string();
+            if !raw.starts_with("SIP/2.0") {
+                self.answer_request(&raw, from)?;
+                self.requests.push(raw);
+            }
+        }
+    }
+
+    /// Answers a request with 200 OK, copying Via, From, To, Call-ID and CSeq.
+    fn answer_request(&self, raw: &str, from: SocketAddr) -> Result<()> {
+        let mut resp = String::from("SIP/2.0 200 OK\r\n");
+        for line in raw.split("\r\n") {
+            let name = line.split(':').next().unwrap_or("").trim().to_ascii_lowercase();
+            if ["via", "v", "from", "f", "to", "t", "call-id", "i", "cseq"].contains(&name.as_str()) {
+                resp.push_str(line);
+                resp.push_str("\r\n");
+            }
+            if line.is_empty() {
+                break;
+            }
+        }
+        resp.push_str("Content-Length: 0\r\n\r\n");
+        self.sock.send_to(resp.as_bytes(), from)?;
+        Ok(())
+    }
+
+    /// Full IMS-AKA registration (two REGISTERs, or three after an AUTS
+    /// re-synchronisation) with `expires`; returns the final response of the last one
+    /// and whether a re-synchronisation happened.
+    pub fn register_aka(&mut self, sim: &mut Sim, expires: u32) -> Result<(Response, bool)> {
+        let mut r = self.register(None, expires)?;
+        let mut resynced = false;
+        for _ in 0..2 {
+            if r.status != 401 {
+                return Ok((r, resynced));
+            }
+            let nonce = r
+                .www_auth_param("nonce")
+                .ok_or_else(|| anyhow!("401 without nonce: {}", r.raw))?;
+            match sim.challenge(&nonce, None)? {
+                Challenge::Res(res) => {
+                    let a = self.authorization(&r, &res, None)?;
+                    return Ok((self.register(Some(&a), expires)?, resynced));
+                }
+                Challenge::SyncFailure { auts } => {
+                    let a = self.authorization(&r, b"", Some(&auts))?;
+                    resynced = true;
+                    r = self.register(Some(&a), expires)?;
+                }
+                Challenge::MacFailure => {
+                    let a = self.authorization(&r, b"", None)?;
+                    return Ok((self.register(Some(&a), expires)?, resynced));
+                }
+            }
+        }
+        bail!("still challenged after re-synchronisation: {}", r.raw)
+    }
+
+    /// Sends a SUBSCRIBE to the reg event of our IMPU along `route` (the Service-Route)
+    /// and returns the final response.
+    pub fn subscribe_reg(&mut self, route: &str, expires: u32) -> Result<Response> {
+        let local = self.sock.local_addr()?;
+        let branch = format!("z9hG4bK{}", rand::random::<u64>());
+        let msg = format!(
+            "SUBSCRIBE {impu} SIP/2.0\r\n\
+             Via: SIP/2.0/UDP {local};branch={branch};rport\r\n\
+             Max-Forwards: 70\r\n\
+             Route: {route}\r\n\
+             From: <{impu}>;tag=sub{tag}\r\n\
+             To: <{impu}>\r\n\
+             Call-ID: sub-{cid}\r\n\
+             CSeq: {cseq} SUBSCRIBE\r\n\
+             Contact: <sip:ue@{local}>\r\n\
+             Event: reg\r\n\
+             Accept: application/reginfo+xml\r\n\
+             Expires: {expires}\r\n\
+             Content-Length: 0\r\n\r\n",
+            impu = self.impu,
+            tag = self.cseq,
+            cid = self.call_id,
+            cseq = self.cseq,
+        );
+        self.cseq += 1;
+        self.sock.send_to(msg.as_bytes(), self.pcscf)?;
+        self.final_response("SUBSCRIBE")
     }
 
     /// The Authorization header value answering `challenge` with `password`

@@ -7,10 +7,13 @@
 //! whatever the core does (DESIGN.md); those runs show up as a 403 and are retried
 //! with fresh vectors, and counted apart.
 
+use std::time::Duration;
+
 use anyhow::{bail, Result};
 use ims_tests::lab::Lab;
 use ims_tests::sipp::{scenario, Sipp, Transport};
-use ims_tests::subscribers::{sipp_csv, Subscriber};
+use ims_tests::subscribers::{sipp_csv, Subscriber, DOMAIN};
+use ims_tests::ue::{Sim, TestUe};
 
 /// Runs `scen` for one subscriber, retrying (fresh vectors) when SIPp's RES truncation
 /// produced a 403. Returns the number of such retries.
@@ -30,7 +33,13 @@ fn run_one(lab: &mut Lab, scen: &str, sub: &Subscriber, transport: Transport) ->
             truncation_retries += 1;
             continue;
         }
-        bail!("SIPp {scen} failed: {out:?}\n{}", lab.logs());
+        bail!(
+            "SIPp {scen} failed: {}\n{}\n--- SIPp messages ---\n{}\n{}",
+            out.stdout_tail,
+            out.errors_tail,
+            out.messages_tail,
+            lab.logs()
+        );
     }
     bail!(
         "SIPp {scen}: four 403s in a row, more than RES truncation explains\n{}",
@@ -48,4 +57,120 @@ fn sipp_registers_reregisters_and_deregisters_with_aka_over_udp_and_tcp() -> Res
     lab.provision(&sub2)?;
     run_one(&mut lab, "reg_lifecycle.xml", &sub2, Transport::Tcp)?;
     lab.assert_running()
+}
+
+fn sim_for(sub: &Subscriber) -> Sim {
+    Sim {
+        k: sub.k_raw.as_bytes().try_into().expect("16-byte K"),
+        op: sub.op_raw.as_bytes().try_into().expect("16-byte OP"),
+        sqn_ms: 0,
+    }
+}
+
+/// A UE whose SQN is ahead of the HSS's answers the challenge with `auts`
+/// (TS 33.102 §6.3.5); the S-CSCF re-synchronises through the HSS and the UE
+/// registers with the fresh vector. A UE with the wrong K gets 403 and no binding.
+#[test]
+fn auts_resynchronisation_and_wrong_k() -> Result<()> {
+    let lab = Lab::start(32)?;
+    let sub = Subscriber::nth(3);
+    lab.provision(&sub)?;
+
+    // SQN far ahead of the HSS's: the first challenge is a synchronisation failure.
+    let mut sim = sim_for(&sub);
+    sim.sqn_ms = 1 << 40;
+    let mut ue = TestUe::new(&lab.client_ip(), lab.pcscf_addr(), &sub.impu(), &sub.impi, DOMAIN)?;
+    let (r, resynced) = ue.register_aka(&mut sim, 600)?;
+    assert!(resynced, "the SQN mismatch must have been signalled with auts");
+    assert_eq!(r.status, 200, "after re-synchronisation: {}\n{}", r.raw, lab.logs());
+    assert!(sim.sqn_ms > 1 << 40, "the fresh vector carries an SQN above SQN_MS");
+
+    // Wrong K: the UE cannot verify AUTN (MAC failure) and answers with an empty
+    // password (RFC 3310 §3.2): 403, never 200.
+    let other = Subscriber::nth(4);
+    lab.provision(&other)?;
+    let mut wrong = sim_for(&other);
+    wrong.k[0] ^= 0x01;
+    let mut ue2 = TestUe::new(&lab.client_ip(), lab.pcscf_addr(), &other.impu(), &other.impi, DOMAIN)?;
+    let (r, _) = ue2.register_aka(&mut wrong, 600)?;
+    assert_eq!(r.status, 403, "wrong K: {}", r.raw);
+
+    // A wrong RES computed from a valid challenge: 403 as well.
+    let r1 = ue2.register(None, 600)?;
+    assert_eq!(r1.status, 401, "{}", r1.raw);
+    let a = ue2.authorization(&r1, b"not-the-RES", None)?;
+    let r2 = ue2.register(Some(&a), 600)?;
+    assert_eq!(r2.status, 403, "wrong RES: {}", r2.raw);
+    Ok(())
+}
+
+/// reg-event (RFC 3680): after registering, the UE subscribes to its own reg event
+/// along the Service-Route and gets 200 plus a NOTIFY with a full reginfo document
+/// naming its IMPU and contact as active; de-registering brings a NOTIFY with the
+/// registration terminated.
+#[test]
+fn reg_event_subscribe_and_notify() -> Result<()> {
+    let lab = Lab::start(33)?;
+    let sub = Subscriber::nth(5);
+    lab.provision(&sub)?;
+    let mut sim = sim_for(&sub);
+    let mut ue = TestUe::new(&lab.client_ip(), lab.pcscf_addr(), &sub.impu(), &sub.impi, DOMAIN)?;
+    let (r, _) = ue.register_aka(&mut sim, 600)?;
+    assert_eq!(r.status, 200, "{}\n{}", r.raw, lab.logs());
+    let route = r
+        .header("Service-Route")
+        .ok_or_else(|| anyhow::anyhow!("200 without Service-Route: {}", r.raw))?;
+    let local = ue.sock.local_addr()?;
+
+    let s = ue.subscribe_reg(&route, 600)?;
+    assert_eq!(s.status, 200, "SUBSCRIBE: {}\n{}", s.raw, lab.logs());
+    let notify = ue.wait_request("NOTIFY", Duration::from_secs(10))?;
+    let body = reginfo_body(&notify)?;
+    assert!(body.contains("urn:ietf:params:xml:ns:reginfo"), "{body}");
+    assert!(body.contains(r#"state="full""#), "{body}");
+    let reg = registration_element(&body, &sub.impu())
+        .ok_or_else(|| anyhow::anyhow!("no <registration aor=\"{}\">: {body}", sub.impu()))?;
+    assert!(reg.contains(r#"state="active""#), "{reg}");
+    assert!(reg.contains(&format!("sip:ue@{local}")), "contact missing: {reg}");
+    assert!(header_of(&notify, "Subscription-State").unwrap_or_default().starts_with("active"));
+
+    // De-register: the NOTIFY says terminated.
+    let (r, _) = ue.register_aka(&mut sim, 0)?;
+    assert_eq!(r.status, 200, "de-register: {}", r.raw);
+    let notify = ue.wait_request("NOTIFY", Duration::from_secs(10))?;
+    let body = reginfo_body(&notify)?;
+    let reg = registration_element(&body, &sub.impu())
+        .ok_or_else(|| anyhow::anyhow!("no registration element: {body}"))?;
+    assert!(reg.contains(r#"state="terminated""#), "{reg}");
+    Ok(())
+}
+
+fn header_of(raw: &str, name: &str) -> Option<String> {
+    raw.lines().find_map(|l| {
+        let (n, v) = l.split_once(':')?;
+        n.trim().eq_ignore_ascii_case(name).then(|| v.trim().to_string())
+    })
+}
+
+fn reginfo_body(raw: &str) -> Result<String> {
+    let ct = header_of(raw, "Content-Type").or_else(|| header_of(raw, "c")).unwrap_or_default();
+    if !ct.contains("application/reginfo+xml") {
+        bail!("NOTIFY without reginfo body: {raw}");
+    }
+    Ok(raw.split_once("\r\n\r\n").map(|x| x.1.to_string()).unwrap_or_default())
+}
+
+/// The `<registration …>…</registration>` element for `aor`.
+fn registration_element(body: &str, aor: &str) -> Option<String> {
+    let mut rest = body;
+    while let Some(i) = rest.find("<registration") {
+        let el = &rest[i..];
+        let end = el.find("</registration>").map(|e| e + 15).unwrap_or(el.len());
+        let el = &el[..end];
+        if el.contains(&format!(r#"aor="{aor}""#)) {
+            return Some(el.to_string());
+        }
+        rest = &rest[i + end..];
+    }
+    None
 }
