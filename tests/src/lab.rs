@@ -23,6 +23,19 @@ pub struct Lab {
     pub pcscf: Proc,
 }
 
+impl Drop for Lab {
+    fn drop(&mut self) {
+        if std::env::var_os("IMS_TEST_KEEP").is_some() {
+            let d = self.dir.path().to_path_buf();
+            eprintln!("IMS_TEST_KEEP: keeping {}", d.display());
+            let _ = std::fs::create_dir_all(d.with_extension("kept"));
+            for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+                let _ = std::fs::copy(e.path(), d.with_extension("kept").join(e.file_name()));
+            }
+        }
+    }
+}
+
 impl Lab {
     /// Address of role `host` (1 P, 2 I, 3 S, 4 HSS) in this core's net.
     pub fn ip(&self, host: u8) -> String {

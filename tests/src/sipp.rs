@@ -151,14 +151,11 @@ impl Sipp {
             .filter(|c| (100..700).contains(c))
             .collect();
         if outcome.error_codes.is_empty() {
-            // SIPp names the unexpected message in its error log:
-            // "... received 'SIP/2.0 403 Forbidden ...".
+            // SIPp names the unexpected message that aborted a call in its error log:
+            // "Aborting call on unexpected message … received 'SIP/2.0 403 Forbidden …".
+            // ("Dead call … received" lines are late retransmissions, not failures.)
             let errs = std::fs::read_to_string(&errors).unwrap_or_default();
-            outcome.error_codes = errs
-                .match_indices("received 'SIP/2.0 ")
-                .filter_map(|(i, m)| errs.get(i + m.len()..i + m.len() + 3))
-                .filter_map(|c| c.parse().ok())
-                .collect();
+            outcome.error_codes = aborting_codes(&errs);
         }
         let stats = std::fs::read_to_string(&stat).unwrap_or_default();
         if let Some((succ, failed, unexpected)) = parse_stats(&stats) {
@@ -191,6 +188,20 @@ pub fn parse_stats(csv: &str) -> Option<(u64, u64, u64)> {
     ))
 }
 
+/// Status codes of the responses that aborted calls, from SIPp's error log.
+pub fn aborting_codes(errors_log: &str) -> Vec<u16> {
+    const ABORT: &str = "Aborting call on unexpected message";
+    const RECEIVED: &str = "received 'SIP/2.0 ";
+    errors_log
+        .match_indices(ABORT)
+        .filter_map(|(i, _)| {
+            let rest = &errors_log[i..];
+            let r = rest.find(RECEIVED)? + RECEIVED.len();
+            rest.get(r..r + 3)?.parse().ok()
+        })
+        .collect()
+}
+
 fn tail(s: &str, n: usize) -> String {
     let lines: Vec<&str> = s.lines().collect();
     lines[lines.len().saturating_sub(n)..].join("\n")
@@ -206,5 +217,12 @@ mod tests {
                    x;1;5;2;1;\n";
         assert_eq!(parse_stats(csv), Some((5, 2, 1)));
         assert_eq!(parse_stats(""), None);
+    }
+
+    #[test]
+    fn only_aborting_messages_count_as_failures() {
+        let log = "x: Dead call 1-2@h (successful), received 'SIP/2.0 200 OK\n'\n\
+                   y: Aborting call on unexpected message for Call-Id '3': while expecting '200' (index 4), received 'SIP/2.0 403 Forbidden\n";
+        assert_eq!(aborting_codes(log), vec![403]);
     }
 }

@@ -57,13 +57,25 @@ fn thousand_registrations_survive_scscf_and_pcscf_restart() -> Result<()> {
     // The UE address is free again now that SIPp has exited: answer for the UEs.
     let responder = Responder::start(format!("{}:{UE_PORT}", lab.client_ip()).parse()?)?;
     let before = registered_sets(&lab, &subs)?;
-    assert_eq!(before.0.len() as u64, out.successful, "reachable through the P-CSCF");
-    assert_eq!(before.1.len() as u64, out.successful, "active at the S-CSCF");
+    println!(
+        "before restart: {} reachable through the P-CSCF, {} active at the S-CSCF",
+        before.0.len(),
+        before.1.len()
+    );
+    // Every call SIPp saw succeed is registered (a call SIPp timed out on a slow answer
+    // may be registered too, hence >=), and both roles agree.
+    assert!(before.0.len() as u64 >= out.successful, "reachable through the P-CSCF");
+    assert_eq!(before.0, before.1, "P-CSCF and S-CSCF disagree");
 
     lab.restart_scscf()?;
     lab.restart_pcscf()?;
     lab.assert_running()?;
     let after = registered_sets(&lab, &subs)?;
+    println!(
+        "after restart: {} reachable through the P-CSCF, {} active at the S-CSCF",
+        after.0.len(),
+        after.1.len()
+    );
     assert_eq!(after.0, before.0, "P-CSCF lost registrations in the restart\n{}", lab.logs());
     assert_eq!(after.1, before.1, "S-CSCF lost registrations in the restart\n{}", lab.logs());
     drop(responder);
