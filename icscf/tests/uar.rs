@@ -76,20 +76,24 @@ struct Setup {
 async fn setup(answer: Answer, slow: bool) -> Setup {
     let scscf = vec![Peer::new().await, Peer::new().await];
     let fallback = Peer::new().await;
-    let mut cfg = ims_config::IcscfConfig::default();
-    cfg.domain = "ims.test".into();
-    cfg.diameter.request_timeout_ms = 300;
-    cfg.scscf_fallback = vec![format!("sip:{}", fallback.addr).parse().unwrap()];
-    cfg.scscf = vec![
-        ims_config::ScscfCapabilities {
-            uri: format!("sip:{}", scscf[0].addr).parse().unwrap(),
-            capabilities: vec![1],
-        },
-        ims_config::ScscfCapabilities {
-            uri: format!("sip:{}", scscf[1].addr).parse().unwrap(),
-            capabilities: vec![1, 2],
-        },
-    ];
+    let mut diameter = ims_config::IcscfConfig::default().diameter;
+    diameter.request_timeout_ms = 300;
+    let cfg = ims_config::IcscfConfig {
+        domain: "ims.test".into(),
+        diameter,
+        scscf_fallback: vec![format!("sip:{}", fallback.addr).parse().unwrap()],
+        scscf: vec![
+            ims_config::ScscfCapabilities {
+                uri: format!("sip:{}", scscf[0].addr).parse().unwrap(),
+                capabilities: vec![1],
+            },
+            ims_config::ScscfCapabilities {
+                uri: format!("sip:{}", scscf[1].addr).parse().unwrap(),
+                capabilities: vec![1, 2],
+            },
+        ],
+        ..Default::default()
+    };
     let cx = Arc::new(FakeCx {
         answer,
         slow,

@@ -373,16 +373,18 @@ mod tests {
     use zeroize::Zeroizing;
 
     fn sec(allow: bool) -> (GmSecurity, Arc<MemorySaStore>) {
-        let mut cfg = ims_config::IpsecConfig::default();
-        cfg.enabled = true;
-        cfg.allow_unprotected = allow;
-        cfg.port_c = ims_config::PortRange {
-            first: 5100,
-            last: 5100,
-        };
-        cfg.port_s = ims_config::PortRange {
-            first: 6100,
-            last: 6100,
+        let cfg = ims_config::IpsecConfig {
+            enabled: true,
+            allow_unprotected: allow,
+            port_c: ims_config::PortRange {
+                first: 5100,
+                last: 5100,
+            },
+            port_s: ims_config::PortRange {
+                first: 6100,
+                last: 6100,
+            },
+            ..Default::default()
         };
         let store = Arc::new(MemorySaStore::new(ims_ipsec::plan::DEFAULT_PCSCF_REQID));
         (

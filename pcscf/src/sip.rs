@@ -633,7 +633,7 @@ pub fn parse_params(s: &str) -> Option<Vec<(String, Option<String>)>> {
 }
 
 /// Value of parameter `name` in a parsed list (`Some("")` for a flag without value).
-pub fn param_of<'a>(params: Option<Vec<(String, Option<String>)>>, name: &str) -> Option<String> {
+pub fn param_of(params: Option<Vec<(String, Option<String>)>>, name: &str) -> Option<String> {
     params?
         .into_iter()
         .find(|(n, _)| n == name)

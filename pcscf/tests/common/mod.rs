@@ -45,10 +45,12 @@ pub async fn start_pcscf_with(
     tweak: impl FnOnce(&mut ims_config::PcscfConfig),
     sa_store: Option<std::sync::Arc<dyn ims_ipsec::SaStore>>,
 ) -> RunningPcscf {
-    let mut cfg = ims_config::PcscfConfig::default();
-    cfg.domain = "ims.test".into();
-    cfg.icscf_uri = format!("sip:{core}").parse().unwrap();
-    cfg.visited_network_id = "visited.test".into();
+    let mut cfg = ims_config::PcscfConfig {
+        domain: "ims.test".into(),
+        icscf_uri: format!("sip:{core}").parse().unwrap(),
+        visited_network_id: "visited.test".into(),
+        ..Default::default()
+    };
     tweak(&mut cfg);
     let store = RegistrationStore::open(db_url).await.unwrap();
     let udp = UdpSocket::bind(("127.0.0.1", udp_port)).await.unwrap();
