@@ -88,7 +88,11 @@ mod tests {
     fn printable_keys_are_shown_as_text() {
         assert_eq!(printable("30313233").as_deref(), Some("0123"));
         assert_eq!(printable("8000"), None);
-        assert_eq!(printable("5b41"), None, "'[' would break SIPp's keyword syntax");
+        assert_eq!(
+            printable("5b41"),
+            None,
+            "'[' would break SIPp's keyword syntax"
+        );
     }
 
     #[test]

@@ -98,9 +98,19 @@ async fn run(cfg: AllInOneConfig) -> anyhow::Result<()> {
     let pcscf_sockets = ims_pcscf::SipSockets::bind(&cfg.pcscf.sip.listen)
         .await
         .context("binding the P-CSCF")?;
+    let pcscf_sa_store: Option<Arc<dyn ims_ipsec::SaStore>> = if cfg.pcscf.ipsec.enabled {
+        let store = ims_ipsec::XfrmSaStore::connect(ims_ipsec::plan::DEFAULT_PCSCF_REQID)
+            .context("opening XFRM netlink for Gm IPsec ([pcscf.ipsec] enabled)")?;
+        Some(Arc::new(store))
+    } else {
+        None
+    };
     let pcscf = tokio::spawn({
         let s = stopped(stop_rx.clone());
-        let node = ims_pcscf::Pcscf::new(&cfg.pcscf, pcscf_store);
+        let mut node = ims_pcscf::Pcscf::new(&cfg.pcscf, pcscf_store);
+        if let Some(sa) = pcscf_sa_store {
+            node = node.with_sa_store(sa);
+        }
         async move { node.run(pcscf_sockets, s).await }
     });
 
@@ -112,7 +122,10 @@ async fn run(cfg: AllInOneConfig) -> anyhow::Result<()> {
         .map(|l| l.addr.to_string())
         .unwrap_or_default();
     let db_path = db_display(hss.db_url());
-    println!("{}", ims_core::demo::instructions(&cfg, &pcscf_addr, &db_path));
+    println!(
+        "{}",
+        ims_core::demo::instructions(&cfg, &pcscf_addr, &db_path)
+    );
     if let Some(http) = hss.http_addr() {
         println!("HSS REST API: http://{http}/api/v1/subscribers (OpenAPI: /api/v1/openapi.json)");
     }

@@ -28,7 +28,13 @@ async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt().with_env_filter(filter).init();
     let store = RegistrationStore::open(&cfg.database.url).await?;
     let sockets = SipSockets::bind(&cfg.sip.listen).await?;
-    Pcscf::new(&cfg, store)
+    let mut pcscf = Pcscf::new(&cfg, store);
+    if cfg.ipsec.enabled {
+        // Gm IPsec (TS 33.203 §7): SAs go into the kernel through XFRM netlink.
+        let sa_store = ims_ipsec::XfrmSaStore::connect(ims_ipsec::plan::DEFAULT_PCSCF_REQID)?;
+        pcscf = pcscf.with_sa_store(std::sync::Arc::new(sa_store));
+    }
+    pcscf
         .run(sockets, async {
             let _ = tokio::signal::ctrl_c().await;
         })

@@ -16,7 +16,10 @@ use ims_tests::sipp::{scenario, Sipp};
 use ims_tests::subscribers::{sipp_csv, Subscriber};
 
 fn env_or<T: std::str::FromStr>(k: &str, d: T) -> T {
-    std::env::var(k).ok().and_then(|v| v.parse().ok()).unwrap_or(d)
+    std::env::var(k)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(d)
 }
 
 fn rss_kib(pid: u32) -> u64 {
@@ -35,7 +38,9 @@ fn machine() -> String {
         .find_map(|l| l.strip_prefix("model name"))
         .map(|v| v.trim_start_matches([' ', '\t', ':']).to_string())
         .unwrap_or_default();
-    let n = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
+    let n = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(0);
     format!("{n} cores, {cpu}")
 }
 
@@ -46,8 +51,17 @@ fn rtts(dir: &std::path::Path) -> Vec<f64> {
     for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
         let name = e.file_name().to_string_lossy().to_string();
         if name.ends_with("_rtt.csv") {
-            for line in std::fs::read_to_string(e.path()).unwrap_or_default().lines().skip(1) {
-                if let Some(x) = line.trim_end_matches(';').rsplit(';').next().and_then(|x| x.parse::<f64>().ok()) {
+            for line in std::fs::read_to_string(e.path())
+                .unwrap_or_default()
+                .lines()
+                .skip(1)
+            {
+                if let Some(x) = line
+                    .trim_end_matches(';')
+                    .rsplit(';')
+                    .next()
+                    .and_then(|x| x.parse::<f64>().ok())
+                {
                     v.push(x);
                 }
             }
@@ -81,11 +95,17 @@ fn main() -> Result<()> {
     }
     let csv = lab.path().join("bench.csv");
     std::fs::write(&csv, sipp_csv(&subs))?;
-    let pids = [&lab.hss, &lab.scscf, &lab.icscf, &lab.pcscf].map(|p| (p.name.clone(), p.child.id()));
+    let pids =
+        [&lab.hss, &lab.scscf, &lab.icscf, &lab.pcscf].map(|p| (p.name.clone(), p.child.id()));
     let before: Vec<u64> = pids.iter().map(|(_, p)| rss_kib(*p)).collect();
 
     // Register every subscriber once at a moderate rate, for the memory figure.
-    let mut s = Sipp::new(scenario("reg_aka.xml"), lab.pcscf_addr(), &lab.client_ip(), lab.path());
+    let mut s = Sipp::new(
+        scenario("reg_aka.xml"),
+        lab.pcscf_addr(),
+        &lab.client_ip(),
+        lab.path(),
+    );
     s.inf = Some(csv.clone());
     s.calls = n;
     s.rate = 500;
@@ -98,7 +118,9 @@ fn main() -> Result<()> {
         out.successful,
         out.error_codes.iter().filter(|c| **c == 403).count()
     );
-    let per10k = |b: u64, a: u64| (a.saturating_sub(b)) as f64 / 1024.0 * 10_000.0 / out.successful.max(1) as f64;
+    let per10k = |b: u64, a: u64| {
+        (a.saturating_sub(b)) as f64 / 1024.0 * 10_000.0 / out.successful.max(1) as f64
+    };
     for (i, (name, _)) in pids.iter().enumerate() {
         println!(
             "memory {name}: {:.1} MiB idle, {:.1} MiB with {} UEs registered, +{:.1} MiB per 10,000 UEs",
@@ -110,13 +132,21 @@ fn main() -> Result<()> {
     }
     let total_b: u64 = before.iter().sum();
     let total_a: u64 = after.iter().sum();
-    println!("memory all roles: +{:.1} MiB per 10,000 registered UEs", per10k(total_b, total_a));
+    println!(
+        "memory all roles: +{:.1} MiB per 10,000 registered UEs",
+        per10k(total_b, total_a)
+    );
 
     println!("rate sweep ({secs} s per step): target/s | achieved/s | ok | SIPp-403 | other failures | p50 ms | p99 ms");
     let mut best = 0.0f64;
     for rate in rates {
         let _ = rtts(lab.path());
-        let mut s = Sipp::new(scenario("reg_aka_timed.xml"), lab.pcscf_addr(), &lab.client_ip(), lab.path());
+        let mut s = Sipp::new(
+            scenario("reg_aka_timed.xml"),
+            lab.pcscf_addr(),
+            &lab.client_ip(),
+            lab.path(),
+        );
         s.inf = Some(csv.clone());
         s.calls = rate * secs;
         s.rate = rate;

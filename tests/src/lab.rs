@@ -145,7 +145,12 @@ url = "sqlite://{db}"
             ),
         )?;
         let cfg = |n: &str| d.join(n).to_string_lossy().to_string();
-        let hss = Proc::spawn("hss", &bin("hss")?, &["serve", "--config", &cfg("hss.toml")], d)?;
+        let hss = Proc::spawn(
+            "hss",
+            &bin("hss")?,
+            &["serve", "--config", &cfg("hss.toml")],
+            d,
+        )?;
         let hss_diam: SocketAddr = format!("{}:3868", ip(4)).parse()?;
         let hss_http: SocketAddr = format!("{}:8080", ip(4)).parse()?;
         wait_tcp(hss_diam, Duration::from_secs(30)).context("HSS Diameter port")?;
@@ -227,7 +232,12 @@ url = "sqlite://{db}"
 }
 
 /// A minimal HTTP/1.1 client (one request per connection) for the HSS REST API.
-pub fn http(addr: SocketAddr, method: &str, path: &str, body: Option<&str>) -> Result<(u16, String)> {
+pub fn http(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    body: Option<&str>,
+) -> Result<(u16, String)> {
     let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
     s.set_read_timeout(Some(Duration::from_secs(10)))?;
     let body = body.unwrap_or("");
@@ -243,6 +253,10 @@ pub fn http(addr: SocketAddr, method: &str, path: &str, body: Option<&str>) -> R
         .nth(1)
         .and_then(|c| c.parse().ok())
         .unwrap_or(0);
-    let text = resp.split_once("\r\n\r\n").map(|x| x.1).unwrap_or("").to_string();
+    let text = resp
+        .split_once("\r\n\r\n")
+        .map(|x| x.1)
+        .unwrap_or("")
+        .to_string();
     Ok((status, text))
 }

@@ -130,9 +130,7 @@ impl Sipp {
         let child = cmd.spawn().context("running sipp")?;
         let pid = child.id();
         let out = child.wait_with_output().context("waiting for sipp")?;
-        let codes = self
-            .work_dir
-            .join(format!("{stem}_{pid}_error_codes.log"));
+        let codes = self.work_dir.join(format!("{stem}_{pid}_error_codes.log"));
         let elapsed_s = started.elapsed().as_secs_f64();
         let stdout = String::from_utf8_lossy(&out.stdout).to_string()
             + &String::from_utf8_lossy(&out.stderr);
@@ -172,7 +170,7 @@ impl Sipp {
 pub fn parse_stats(csv: &str) -> Option<(u64, u64, u64)> {
     let mut lines = csv.lines().filter(|l| !l.trim().is_empty());
     let header: Vec<&str> = lines.next()?.split(';').collect();
-    let last: Vec<&str> = lines.last()?.split(';').collect();
+    let last: Vec<&str> = lines.next_back()?.split(';').collect();
     let col = |name: &str| -> u64 {
         header
             .iter()

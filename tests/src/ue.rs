@@ -64,7 +64,11 @@ pub enum Challenge {
 
 impl Sim {
     /// Runs the USIM side of AKA (TS 33.102 §6.3.3) on `nonce` = base64(RAND ‖ AUTN).
-    pub fn challenge(&mut self, nonce_b64: &str, amf_expected: Option<[u8; 2]>) -> Result<Challenge> {
+    pub fn challenge(
+        &mut self,
+        nonce_b64: &str,
+        amf_expected: Option<[u8; 2]>,
+    ) -> Result<Challenge> {
         let nonce = base64::engine::general_purpose::STANDARD
             .decode(nonce_b64)
             .context("nonce is not base64")?;
@@ -148,7 +152,13 @@ pub struct TestUe {
 
 impl TestUe {
     /// Binds `local_ip:0` and targets `pcscf`.
-    pub fn new(local_ip: &str, pcscf: SocketAddr, impu: &str, impi: &str, domain: &str) -> Result<TestUe> {
+    pub fn new(
+        local_ip: &str,
+        pcscf: SocketAddr,
+        impu: &str,
+        impi: &str,
+        domain: &str,
+    ) -> Result<TestUe> {
         let sock = UdpSocket::bind((local_ip, 0))?;
         sock.set_read_timeout(Some(Duration::from_secs(10)))?;
         Ok(TestUe {
@@ -238,7 +248,8 @@ impl TestUe {
             if left.is_zero() {
                 bail!("no {method} within {timeout:?}");
             }
-            self.sock.set_read_timeout(Some(left.max(Duration::from_millis(1))))?;
+            self.sock
+                .set_read_timeout(Some(left.max(Duration::from_millis(1))))?;
             let r = self.sock.recv_from(&mut buf);
             self.sock.set_read_timeout(Some(Duration::from_secs(10)))?;
             let Ok((n, from)) = r else { continue };
@@ -254,8 +265,14 @@ impl TestUe {
     fn answer_request(&self, raw: &str, from: SocketAddr) -> Result<()> {
         let mut resp = String::from("SIP/2.0 200 OK\r\n");
         for line in raw.split("\r\n") {
-            let name = line.split(':').next().unwrap_or("").trim().to_ascii_lowercase();
-            if ["via", "v", "from", "f", "to", "t", "call-id", "i", "cseq"].contains(&name.as_str()) {
+            let name = line
+                .split(':')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase();
+            if ["via", "v", "from", "f", "to", "t", "call-id", "i", "cseq"].contains(&name.as_str())
+            {
                 resp.push_str(line);
                 resp.push_str("\r\n");
             }
@@ -331,7 +348,12 @@ impl TestUe {
 
     /// The Authorization header value answering `challenge` with `password`
     /// (RES for AKA), optionally with `auts`.
-    pub fn authorization(&self, challenge: &Response, password: &[u8], auts: Option<&[u8]>) -> Result<String> {
+    pub fn authorization(
+        &self,
+        challenge: &Response,
+        password: &[u8],
+        auts: Option<&[u8]>,
+    ) -> Result<String> {
         let nonce = challenge
             .www_auth_param("nonce")
             .ok_or_else(|| anyhow!("401 without nonce: {}", challenge.raw))?;
@@ -341,7 +363,9 @@ impl TestUe {
         let uri = format!("sip:{}", self.domain);
         let cnonce = format!("{:016x}", rand::random::<u64>());
         let nc = "00000001";
-        let response = digest_response(&self.impi, &realm, password, "REGISTER", &uri, &nonce, nc, &cnonce);
+        let response = digest_response(
+            &self.impi, &realm, password, "REGISTER", &uri, &nonce, nc, &cnonce,
+        );
         let mut a = format!(
             "Digest username=\"{}\", realm=\"{realm}\", nonce=\"{nonce}\", uri=\"{uri}\", response=\"{response}\", algorithm=AKAv1-MD5, qop=auth, nc={nc}, cnonce=\"{cnonce}\"",
             self.impi

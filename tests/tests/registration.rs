@@ -22,7 +22,12 @@ fn run_one(lab: &mut Lab, scen: &str, sub: &Subscriber, transport: Transport) ->
     std::fs::write(&csv, sipp_csv(std::slice::from_ref(sub)))?;
     let mut truncation_retries = 0;
     for _ in 0..4 {
-        let mut s = Sipp::new(scenario(scen), lab.pcscf_addr(), &lab.client_ip(), lab.path());
+        let mut s = Sipp::new(
+            scenario(scen),
+            lab.pcscf_addr(),
+            &lab.client_ip(),
+            lab.path(),
+        );
         s.inf = Some(csv.clone());
         s.transport = transport;
         let out = s.run()?;
@@ -79,11 +84,29 @@ fn auts_resynchronisation_and_wrong_k() -> Result<()> {
     // SQN far ahead of the HSS's: the first challenge is a synchronisation failure.
     let mut sim = sim_for(&sub);
     sim.sqn_ms = 1 << 40;
-    let mut ue = TestUe::new(&lab.client_ip(), lab.pcscf_addr(), &sub.impu(), &sub.impi, DOMAIN)?;
+    let mut ue = TestUe::new(
+        &lab.client_ip(),
+        lab.pcscf_addr(),
+        &sub.impu(),
+        &sub.impi,
+        DOMAIN,
+    )?;
     let (r, resynced) = ue.register_aka(&mut sim, 600)?;
-    assert!(resynced, "the SQN mismatch must have been signalled with auts");
-    assert_eq!(r.status, 200, "after re-synchronisation: {}\n{}", r.raw, lab.logs());
-    assert!(sim.sqn_ms > 1 << 40, "the fresh vector carries an SQN above SQN_MS");
+    assert!(
+        resynced,
+        "the SQN mismatch must have been signalled with auts"
+    );
+    assert_eq!(
+        r.status,
+        200,
+        "after re-synchronisation: {}\n{}",
+        r.raw,
+        lab.logs()
+    );
+    assert!(
+        sim.sqn_ms > 1 << 40,
+        "the fresh vector carries an SQN above SQN_MS"
+    );
 
     // Wrong K: the UE cannot verify AUTN (MAC failure) and answers with an empty
     // password (RFC 3310 §3.2): 403, never 200.
@@ -91,7 +114,13 @@ fn auts_resynchronisation_and_wrong_k() -> Result<()> {
     lab.provision(&other)?;
     let mut wrong = sim_for(&other);
     wrong.k[0] ^= 0x01;
-    let mut ue2 = TestUe::new(&lab.client_ip(), lab.pcscf_addr(), &other.impu(), &other.impi, DOMAIN)?;
+    let mut ue2 = TestUe::new(
+        &lab.client_ip(),
+        lab.pcscf_addr(),
+        &other.impu(),
+        &other.impi,
+        DOMAIN,
+    )?;
     let (r, _) = ue2.register_aka(&mut wrong, 600)?;
     assert_eq!(r.status, 403, "wrong K: {}", r.raw);
 
@@ -114,7 +143,13 @@ fn reg_event_subscribe_and_notify() -> Result<()> {
     let sub = Subscriber::nth(5);
     lab.provision(&sub)?;
     let mut sim = sim_for(&sub);
-    let mut ue = TestUe::new(&lab.client_ip(), lab.pcscf_addr(), &sub.impu(), &sub.impi, DOMAIN)?;
+    let mut ue = TestUe::new(
+        &lab.client_ip(),
+        lab.pcscf_addr(),
+        &sub.impu(),
+        &sub.impi,
+        DOMAIN,
+    )?;
     let (r, _) = ue.register_aka(&mut sim, 600)?;
     assert_eq!(r.status, 200, "{}\n{}", r.raw, lab.logs());
     let route = r
@@ -131,8 +166,13 @@ fn reg_event_subscribe_and_notify() -> Result<()> {
     let reg = registration_element(&body, &sub.impu())
         .ok_or_else(|| anyhow::anyhow!("no <registration aor=\"{}\">: {body}", sub.impu()))?;
     assert!(reg.contains(r#"state="active""#), "{reg}");
-    assert!(reg.contains(&format!("sip:ue@{local}")), "contact missing: {reg}");
-    assert!(header_of(&notify, "Subscription-State").unwrap_or_default().starts_with("active"));
+    assert!(
+        reg.contains(&format!("sip:ue@{local}")),
+        "contact missing: {reg}"
+    );
+    assert!(header_of(&notify, "Subscription-State")
+        .unwrap_or_default()
+        .starts_with("active"));
 
     // De-register: the NOTIFY says terminated.
     let (r, _) = ue.register_aka(&mut sim, 0)?;
@@ -148,16 +188,23 @@ fn reg_event_subscribe_and_notify() -> Result<()> {
 fn header_of(raw: &str, name: &str) -> Option<String> {
     raw.lines().find_map(|l| {
         let (n, v) = l.split_once(':')?;
-        n.trim().eq_ignore_ascii_case(name).then(|| v.trim().to_string())
+        n.trim()
+            .eq_ignore_ascii_case(name)
+            .then(|| v.trim().to_string())
     })
 }
 
 fn reginfo_body(raw: &str) -> Result<String> {
-    let ct = header_of(raw, "Content-Type").or_else(|| header_of(raw, "c")).unwrap_or_default();
+    let ct = header_of(raw, "Content-Type")
+        .or_else(|| header_of(raw, "c"))
+        .unwrap_or_default();
     if !ct.contains("application/reginfo+xml") {
         bail!("NOTIFY without reginfo body: {raw}");
     }
-    Ok(raw.split_once("\r\n\r\n").map(|x| x.1.to_string()).unwrap_or_default())
+    Ok(raw
+        .split_once("\r\n\r\n")
+        .map(|x| x.1.to_string())
+        .unwrap_or_default())
 }
 
 /// The `<registration …>…</registration>` element for `aor`.
@@ -165,7 +212,10 @@ fn registration_element(body: &str, aor: &str) -> Option<String> {
     let mut rest = body;
     while let Some(i) = rest.find("<registration") {
         let el = &rest[i..];
-        let end = el.find("</registration>").map(|e| e + 15).unwrap_or(el.len());
+        let end = el
+            .find("</registration>")
+            .map(|e| e + 15)
+            .unwrap_or(el.len());
         let el = &el[..end];
         if el.contains(&format!(r#"aor="{aor}""#)) {
             return Some(el.to_string());

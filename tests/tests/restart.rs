@@ -30,7 +30,12 @@ fn thousand_registrations_survive_scscf_and_pcscf_restart() -> Result<()> {
     }
     let csv = lab.path().join("thousand.csv");
     std::fs::write(&csv, sipp_csv(&subs))?;
-    let mut sipp = Sipp::new(scenario("reg_aka.xml"), lab.pcscf_addr(), &lab.client_ip(), lab.path());
+    let mut sipp = Sipp::new(
+        scenario("reg_aka.xml"),
+        lab.pcscf_addr(),
+        &lab.client_ip(),
+        lab.path(),
+    );
     sipp.inf = Some(csv);
     sipp.calls = UES;
     sipp.rate = 200;
@@ -47,7 +52,12 @@ fn thousand_registrations_survive_scscf_and_pcscf_restart() -> Result<()> {
     );
     // SIPp cuts RES at a zero byte (~3% of vectors, DESIGN.md): those are 403s.
     let non_403 = out.error_codes.iter().filter(|c| **c != 403).count();
-    assert_eq!(non_403, 0, "failures other than SIPp's RES truncation: {out:?}\n{}", lab.logs());
+    assert_eq!(
+        non_403,
+        0,
+        "failures other than SIPp's RES truncation: {out:?}\n{}",
+        lab.logs()
+    );
     assert!(
         out.successful >= u64::from(UES) * 9 / 10,
         "too few registrations: {out:?}\n{}",
@@ -64,7 +74,10 @@ fn thousand_registrations_survive_scscf_and_pcscf_restart() -> Result<()> {
     );
     // Every call SIPp saw succeed is registered (a call SIPp timed out on a slow answer
     // may be registered too, hence >=), and both roles agree.
-    assert!(before.0.len() as u64 >= out.successful, "reachable through the P-CSCF");
+    assert!(
+        before.0.len() as u64 >= out.successful,
+        "reachable through the P-CSCF"
+    );
     assert_eq!(before.0, before.1, "P-CSCF and S-CSCF disagree");
 
     lab.restart_scscf()?;
@@ -76,8 +89,18 @@ fn thousand_registrations_survive_scscf_and_pcscf_restart() -> Result<()> {
         after.0.len(),
         after.1.len()
     );
-    assert_eq!(after.0, before.0, "P-CSCF lost registrations in the restart\n{}", lab.logs());
-    assert_eq!(after.1, before.1, "S-CSCF lost registrations in the restart\n{}", lab.logs());
+    assert_eq!(
+        after.0,
+        before.0,
+        "P-CSCF lost registrations in the restart\n{}",
+        lab.logs()
+    );
+    assert_eq!(
+        after.1,
+        before.1,
+        "S-CSCF lost registrations in the restart\n{}",
+        lab.logs()
+    );
     drop(responder);
     Ok(())
 }
@@ -97,7 +120,11 @@ fn registered_sets(lab: &Lab, subs: &[Subscriber]) -> Result<(BTreeSet<String>, 
     let mut at_s = BTreeSet::new();
     let mut probe = TestUe::new(&lab.ip(11), pcscf, "sip:probe@x", "probe", DOMAIN)?;
     for (i, s) in subs.iter().enumerate() {
-        let contact = format!("sip:{}@{}:{UE_PORT};transport=UDP", s.impu_user, lab.client_ip());
+        let contact = format!(
+            "sip:{}@{}:{UE_PORT};transport=UDP",
+            s.impu_user,
+            lab.client_ip()
+        );
         let opt = options(&probe, &contact, &format!("p{i}"), &pcscf);
         let status = send(&mut probe, pcscf, &opt)?;
         if status == 200 {
@@ -175,15 +202,24 @@ impl Responder {
         let thread = std::thread::spawn(move || {
             let mut buf = vec![0u8; 65535];
             while !s2.load(Ordering::Relaxed) {
-                let Ok((n, from)) = sock.recv_from(&mut buf) else { continue };
+                let Ok((n, from)) = sock.recv_from(&mut buf) else {
+                    continue;
+                };
                 let raw = String::from_utf8_lossy(&buf[..n]).to_string();
                 if raw.starts_with("SIP/2.0") {
                     continue;
                 }
                 let mut resp = String::from("SIP/2.0 200 OK\r\n");
                 for line in raw.split("\r\n").take_while(|l| !l.is_empty()) {
-                    let name = line.split(':').next().unwrap_or("").trim().to_ascii_lowercase();
-                    if ["via", "v", "from", "f", "to", "t", "call-id", "i", "cseq"].contains(&name.as_str()) {
+                    let name = line
+                        .split(':')
+                        .next()
+                        .unwrap_or("")
+                        .trim()
+                        .to_ascii_lowercase();
+                    if ["via", "v", "from", "f", "to", "t", "call-id", "i", "cseq"]
+                        .contains(&name.as_str())
+                    {
                         resp.push_str(line);
                         resp.push_str("\r\n");
                     }
