@@ -57,7 +57,12 @@ async fn termination() {
 }
 
 async fn run(cfg: AllInOneConfig) -> anyhow::Result<()> {
-    let hss = ims_hss::node::start(ims_hss::HssSettings::from_config(&cfg.hss))
+    let mut hss_settings = ims_hss::HssSettings::from_config(&cfg.hss);
+    if cfg.hss.server_capabilities.server_names.is_empty() {
+        // One lab, one S-CSCF: the HSS assigns the S-CSCF that runs in this process.
+        hss_settings.policy = ims_hss::service::ServerPolicy::single(cfg.scscf.uri.to_string());
+    }
+    let hss = ims_hss::node::start(hss_settings)
         .await
         .context("starting the HSS")?;
     if ims_core::demo::provision(&cfg, hss.store()).await? {
