@@ -42,12 +42,10 @@ impl SimKeys {
     /// From K and OP (TS 35.206: OPc = AES_K(OP) ⊕ OP).
     pub fn from_op(k: [u8; 16], op: [u8; 16]) -> Self {
         let m = Milenage::new_with_op(k, op);
-        let keys = SimKeys {
+        SimKeys {
             k: Zeroizing::new(k),
             opc: Zeroizing::new(*m.opc()),
-        };
-        drop(m);
-        keys
+        }
     }
 
     /// From K and OPc.
