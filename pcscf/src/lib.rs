@@ -151,6 +151,9 @@ struct RegisterCtx {
     protected: bool,
 }
 
+/// Binding, TCP connection and end of grace of a UE that just de-registered.
+type RecentDereg = (store::Binding, Option<ConnId>, std::time::Instant);
+
 struct Node {
     s: Settings,
     net: Arc<Net>,
@@ -163,6 +166,10 @@ struct Node {
     /// Protected ports bound so far (port-c and port-s values).
     protected_bound: Mutex<HashSet<(IpAddr, u16)>>,
     protected_server_ports: Mutex<HashSet<u16>>,
+    /// Flows of UEs de-registered less than the grace period ago, by contact key, so
+    /// the reg-event NOTIFY (`terminated`) the S-CSCF sends right after the 200 OK still
+    /// reaches the UE (FIELD-LESSONS item 4; the SAs outlive the 200 OK as long).
+    recent_dereg: Mutex<HashMap<String, RecentDereg>>,
 }
 
 fn now_s() -> i64 {
@@ -254,6 +261,7 @@ impl Pcscf {
             sec,
             protected_bound: Mutex::new(HashSet::new()),
             protected_server_ports: Mutex::new(HashSet::new()),
+            recent_dereg: Mutex::new(HashMap::new()),
             s: self.settings,
             net,
             pending: PendingTable::default(),
@@ -479,7 +487,11 @@ impl Node {
             .map(|na| Uri::parse(&na.uri))
             .is_some_and(|u| self.is_me(&u));
         let contact_key = self.registry.by_contact(msg.uri().unwrap_or(""));
-        if top_route_term || (own_route_top && contact_key.is_some()) {
+        let known_ue = contact_key.is_some()
+            || self
+                .recently_deregistered(msg.uri().unwrap_or(""))
+                .is_some();
+        if top_route_term || (own_route_top && known_ue) {
             self.terminating(inb, msg, contact_key).await;
             return;
         }
@@ -698,8 +710,10 @@ impl Node {
                     }
                 });
             }
+            let conn = g.conn;
             if let Some(b) = g.on_deregistered() {
                 self.registry.unindex(&ctx.key, &b);
+                self.remember_deregistered(&b, conn);
                 if let Err(e) = self.store.remove(&b.contact).await {
                     tracing::warn!(error = %e, "store remove failed");
                 }
@@ -891,9 +905,11 @@ impl Node {
                     continue;
                 };
                 let mut g = e.lock().await;
+                let conn = g.conn;
                 if let Some(b) = g.on_deregistered() {
                     tracing::info!(aor = %key.aor, contact = %b.contact, event = %c.event, "network de-registered the UE (reg event)");
                     self.registry.unindex(&key, &b);
+                    self.remember_deregistered(&b, conn);
                     if let Err(e) = self.store.remove(&b.contact).await {
                         tracing::warn!(error = %e, "store remove failed");
                     }
@@ -972,6 +988,7 @@ impl Node {
             },
             None => None,
         };
+        let target = target.or_else(|| self.recently_deregistered(msg.uri().unwrap_or("")));
         let Some((b, conn)) = target else {
             tracing::info!(uri = ?msg.uri(), "terminating request for a UE not registered here");
             self.reply(&inb, &msg, 480, "Temporarily Unavailable", &[])
@@ -1023,6 +1040,24 @@ impl Node {
             }
         };
         self.forward(&inb, msg, Some(dest)).await;
+    }
+
+    /// Keeps the flow of a UE that just de-registered for the grace period.
+    fn remember_deregistered(&self, b: &store::Binding, conn: Option<ConnId>) {
+        let until = std::time::Instant::now()
+            + Duration::from_millis(self.s.ipsec.dereg_grace_ms.max(1000));
+        let mut m = lock(&self.recent_dereg);
+        let now = std::time::Instant::now();
+        m.retain(|_, (_, _, t)| *t > now);
+        m.insert(registrar::contact_key(&b.contact), (b.clone(), conn, until));
+    }
+
+    /// The flow of a UE de-registered less than the grace period ago, for `uri`.
+    fn recently_deregistered(&self, uri: &str) -> Option<(store::Binding, Option<ConnId>)> {
+        let m = lock(&self.recent_dereg);
+        m.get(&registrar::contact_key(uri))
+            .filter(|(_, _, t)| *t > std::time::Instant::now())
+            .map(|(b, c, _)| (b.clone(), *c))
     }
 
     fn pop_own_routes(&self, msg: &mut Message) {
