@@ -161,6 +161,7 @@ fn reg_event_subscribe_and_notify() -> Result<()> {
     assert_eq!(s.status, 200, "SUBSCRIBE: {}\n{}", s.raw, lab.logs());
     let notify = ue.wait_request("NOTIFY", Duration::from_secs(10))?;
     let body = reginfo_body(&notify)?;
+    ims_tests::reginfo::validate(&body)?;
     assert!(body.contains("urn:ietf:params:xml:ns:reginfo"), "{body}");
     assert!(body.contains(r#"state="full""#), "{body}");
     let reg = registration_element(&body, &sub.impu())
@@ -179,6 +180,7 @@ fn reg_event_subscribe_and_notify() -> Result<()> {
     assert_eq!(r.status, 200, "de-register: {}", r.raw);
     let notify = ue.wait_request("NOTIFY", Duration::from_secs(10))?;
     let body = reginfo_body(&notify)?;
+    ims_tests::reginfo::validate(&body)?;
     let reg = registration_element(&body, &sub.impu())
         .ok_or_else(|| anyhow::anyhow!("no registration element: {body}"))?;
     assert!(reg.contains(r#"state="terminated""#), "{reg}");
