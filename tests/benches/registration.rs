@@ -44,32 +44,38 @@ fn machine() -> String {
     format!("{n} cores, {cpu}")
 }
 
-/// Response times in ms from SIPp's `-trace_rtt` files in `dir` (columns
-/// `date_ms;date_sec;rtd_no;rtd` or with names; the last numeric column is the rtt).
+/// Response times in ms from SIPp's `-trace_rtt` files in `dir`. SIPp 3.6 writes
+/// `<scenario>_<pid>_rtt.csv` with the header `Date_ms;response_time_ms;rtd_no` and rows
+/// like `1732312345678.123;4.201000;reg;`: the response time is the column named
+/// `response_time_ms` (the second when there is no header).
 fn rtts(dir: &std::path::Path) -> Vec<f64> {
     let mut v = Vec::new();
     for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
         let name = e.file_name().to_string_lossy().to_string();
         if name.ends_with("_rtt.csv") {
-            for line in std::fs::read_to_string(e.path())
-                .unwrap_or_default()
-                .lines()
-                .skip(1)
-            {
-                if let Some(x) = line
-                    .trim_end_matches(';')
-                    .rsplit(';')
-                    .next()
-                    .and_then(|x| x.parse::<f64>().ok())
-                {
-                    v.push(x);
-                }
-            }
+            let text = std::fs::read_to_string(e.path()).unwrap_or_default();
+            v.extend(parse_rtt_csv(&text));
             let _ = std::fs::remove_file(e.path());
         }
     }
     v.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
     v
+}
+
+fn parse_rtt_csv(text: &str) -> Vec<f64> {
+    let mut col = 1;
+    let mut out = Vec::new();
+    for line in text.lines() {
+        let cells: Vec<&str> = line.split(';').map(str::trim).collect();
+        if let Some(i) = cells.iter().position(|c| c.contains("response_time")) {
+            col = i;
+            continue;
+        }
+        if let Some(x) = cells.get(col).and_then(|c| c.parse::<f64>().ok()) {
+            out.push(x);
+        }
+    }
+    out
 }
 
 fn pct(v: &[f64], p: f64) -> f64 {
