@@ -2,6 +2,7 @@
 //!
 //! `icscf [--config icscf.toml]`; environment overrides `IMS_ICSCF__<SECTION>__<KEY>`.
 //! A bad configuration exits with code 2 naming the file, key and reason.
+//! SIGINT or SIGTERM stops it cleanly: the SIP sockets are closed before exit.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -45,9 +46,32 @@ async fn main() -> anyhow::Result<()> {
     let hss = CxClient::start(cx, None);
     let sockets = SipSockets::bind(&cfg.sip.listen).await?;
     Icscf::new(&cfg, Arc::new(hss))
-        .run(sockets, async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
+        .run(sockets, termination())
         .await?;
     Ok(())
+}
+
+/// Completes on SIGINT (Ctrl-C) or, on Unix, SIGTERM (what `kill` and service
+/// managers send).
+async fn termination() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for SIGTERM; SIGINT only");
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
 }

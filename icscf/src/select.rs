@@ -2,7 +2,8 @@
 //! the HSS gives one, else by Server-Capabilities against the configured S-CSCFs (every
 //! mandatory capability required, most optional ones preferred, Server-Names listed in the
 //! capabilities first), else the configured fallback — never "Empty list of S-CSCFs"
-//! (FIELD-LESSONS item 10).
+//! (FIELD-LESSONS item 10). [`candidates`] gives the whole ordered list the I-CSCF
+//! fails over along (TS 24.229 §5.3.1.3).
 
 use crate::cx::{Assignment, ServerCapabilities};
 
@@ -26,50 +27,81 @@ pub enum Selected {
     Fallback,
 }
 
-/// Picks the S-CSCF URI for an assignment; `None` only when nothing at all is
-/// configured and the HSS named none.
+/// Picks the S-CSCF URI for an assignment (the first of [`candidates`]); `None` only
+/// when nothing at all is configured and the HSS named none.
 pub fn select(
     assignment: &Assignment,
     configured: &[ScscfEntry],
     fallback: &[String],
 ) -> Option<(String, Selected)> {
+    candidates(assignment, configured, fallback)
+        .into_iter()
+        .next()
+}
+
+/// Every S-CSCF that may serve an assignment, best first (TS 24.229 §5.3.1.3: when
+/// the chosen S-CSCF does not answer, the I-CSCF may select another one):
+/// - Server-Name: that one only (the HSS assigned it).
+/// - Server-Capabilities: the Server-Names listed in the capabilities, then every
+///   configured S-CSCF that has all mandatory capabilities, most optional ones first
+///   (configuration order breaks ties); the fallback list when none matches.
+/// - Neither: the fallback list in order, else the configured S-CSCFs in order.
+pub fn candidates(
+    assignment: &Assignment,
+    configured: &[ScscfEntry],
+    fallback: &[String],
+) -> Vec<(String, Selected)> {
     match assignment {
         Assignment::ServerName(name) if !name.is_empty() => {
-            Some((name.clone(), Selected::ServerName))
+            vec![(name.clone(), Selected::ServerName)]
         }
-        Assignment::Capabilities(caps) => by_capabilities(caps, configured)
-            .map(|u| (u, Selected::Capabilities))
-            .or_else(|| fallback_of(configured, fallback)),
+        Assignment::Capabilities(caps) => {
+            let by_caps = by_capabilities(caps, configured);
+            if by_caps.is_empty() {
+                fallback_of(configured, fallback)
+            } else {
+                by_caps
+                    .into_iter()
+                    .map(|u| (u, Selected::Capabilities))
+                    .collect()
+            }
+        }
         _ => fallback_of(configured, fallback),
     }
 }
 
-fn fallback_of(configured: &[ScscfEntry], fallback: &[String]) -> Option<(String, Selected)> {
-    fallback
-        .first()
-        .cloned()
-        .or_else(|| configured.first().map(|e| e.uri.clone()))
-        .map(|u| (u, Selected::Fallback))
+fn fallback_of(configured: &[ScscfEntry], fallback: &[String]) -> Vec<(String, Selected)> {
+    let list: Vec<String> = if fallback.is_empty() {
+        configured.iter().map(|e| e.uri.clone()).collect()
+    } else {
+        fallback.to_vec()
+    };
+    list.into_iter().map(|u| (u, Selected::Fallback)).collect()
 }
 
-fn by_capabilities(caps: &ServerCapabilities, configured: &[ScscfEntry]) -> Option<String> {
-    if let Some(name) = caps.server_names.first() {
-        return Some(name.clone());
-    }
-    configured
+fn by_capabilities(caps: &ServerCapabilities, configured: &[ScscfEntry]) -> Vec<String> {
+    let mut out: Vec<String> = caps.server_names.clone();
+    let mut capable: Vec<(usize, usize, &ScscfEntry)> = configured
         .iter()
         .enumerate()
         .filter(|(_, e)| caps.mandatory.iter().all(|m| e.capabilities.contains(m)))
-        // Most optional capabilities first; configuration order breaks ties.
-        .max_by_key(|(i, e)| {
+        .map(|(i, e)| {
             let score = caps
                 .optional
                 .iter()
                 .filter(|o| e.capabilities.contains(o))
                 .count();
-            (score, std::cmp::Reverse(*i))
+            (score, i, e)
         })
-        .map(|(_, e)| e.uri.clone())
+        .collect();
+    // Most optional capabilities first; configuration order breaks ties.
+    capable.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+    for (_, _, e) in capable {
+        if !out.contains(&e.uri) {
+            out.push(e.uri.clone());
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -139,5 +171,35 @@ mod tests {
         let (u, _) = select(&Assignment::Nothing, &entries(), &[]).unwrap();
         assert_eq!(u, "sip:s1.test");
         assert!(select(&Assignment::Nothing, &[], &[]).is_none());
+    }
+
+    #[test]
+    fn candidates_in_failover_order() {
+        let caps = ServerCapabilities {
+            mandatory: vec![1],
+            optional: vec![3],
+            server_names: vec!["sip:listed".into()],
+        };
+        let c: Vec<String> = candidates(&Assignment::Capabilities(caps), &entries(), &[])
+            .into_iter()
+            .map(|c| c.0)
+            .collect();
+        assert_eq!(
+            c,
+            ["sip:listed", "sip:s2.test", "sip:s3.test", "sip:s1.test"]
+        );
+        let c = candidates(
+            &Assignment::ServerName("sip:one".into()),
+            &entries(),
+            &["sip:fb".into()],
+        );
+        assert_eq!(c, vec![("sip:one".to_string(), Selected::ServerName)]);
+        let c = candidates(
+            &Assignment::Nothing,
+            &entries(),
+            &["sip:fb1".into(), "sip:fb2".into()],
+        );
+        assert_eq!(c.len(), 2);
+        assert_eq!(c[1].0, "sip:fb2");
     }
 }

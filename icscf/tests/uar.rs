@@ -9,8 +9,9 @@ use std::time::{Duration, Instant};
 use ims_icscf::cx::{
     Assignment, Cx, CxFailure, CxFuture, ServerCapabilities, Uar, UserAuthorizationType,
 };
-use ims_icscf::sip::Message;
 use ims_icscf::{Icscf, SipSockets};
+use ims_sip_core::builder::ResponseBuilder;
+use ims_sip_core::{Message, Method, StatusCode};
 use tokio::net::UdpSocket;
 use tokio::sync::oneshot;
 
@@ -57,7 +58,7 @@ impl Peer {
                 .await
                 .ok()?
                 .ok()?;
-        Some((Message::parse(&buf[..n], true).unwrap(), from))
+        Some((Message::parse(buf[..n].to_vec()).unwrap(), from))
     }
     async fn recv(&self) -> (Message, SocketAddr) {
         self.recv_within(3000).await.expect("timed out")
@@ -161,7 +162,7 @@ async fn server_name_route_and_response_relay() {
     )
     .await;
     let (req, _) = s.fallback.recv().await;
-    assert_eq!(req.method(), Some("REGISTER"));
+    assert_eq!(req.method(), Some(&Method::Register));
 
     let named = Arc::new(Mutex::new(String::new()));
     let n2 = named.clone();
@@ -179,23 +180,25 @@ async fn server_name_route_and_response_relay() {
     .await;
     let (req, from) = s2.scscf[0].recv().await;
     assert_eq!(
-        req.list("route"),
+        req.header_values_str("Route").collect::<Vec<_>>(),
         vec![format!("<sip:{};lr>", s2.scscf[0].addr)]
     );
-    assert_eq!(req.get("max-forwards"), Some("68"));
-    assert_eq!(req.list("via").len(), 3);
-    assert!(req.get("path").is_some(), "Path forwarded untouched");
+    assert_eq!(req.header_str("Max-Forwards"), Some("68"));
+    assert_eq!(req.vias().count(), 3);
+    assert!(req.header_str("Path").is_some(), "Path forwarded untouched");
     let uar = s2.cx.last_uar.lock().unwrap().clone().unwrap();
     assert_eq!(uar.user_name, "001010000000001@ims.test");
     assert_eq!(uar.public_identity, "sip:alice@ims.test");
     assert_eq!(uar.visited_network, "visited.test");
     assert_eq!(uar.authorization_type, UserAuthorizationType::Registration);
     // S-CSCF answers: the response goes back to the P-CSCF without the I-CSCF's Via.
-    let r = req.response(401, "Unauthorized", "s");
-    s2.scscf[0].sock.send_to(&r.to_bytes(), from).await.unwrap();
+    let r = ResponseBuilder::new(&req, StatusCode::UNAUTHORIZED)
+        .to_tag("s")
+        .build();
+    s2.scscf[0].sock.send_to(&r, from).await.unwrap();
     let (resp, _) = s2.pcscf.recv().await;
-    assert_eq!(resp.code(), Some(401));
-    assert_eq!(resp.list("via").len(), 2);
+    assert_eq!(resp.status(), Some(StatusCode::UNAUTHORIZED));
+    assert_eq!(resp.vias().count(), 2);
 }
 
 #[tokio::test]
@@ -218,7 +221,7 @@ async fn capabilities_select_the_matching_scscf() {
     )
     .await;
     let (req, _) = s.scscf[1].recv().await;
-    assert_eq!(req.method(), Some("REGISTER"));
+    assert_eq!(req.method(), Some(&Method::Register));
     let uar = s.cx.last_uar.lock().unwrap().clone().unwrap();
     assert_eq!(uar.user_name, "alice@ims.test", "IMPI derived from To");
 }
@@ -228,7 +231,7 @@ async fn nothing_in_the_uaa_uses_the_fallback_and_dereg_type() {
     let s = setup(Arc::new(|| Ok(Assignment::Nothing)), false).await;
     send(&s.pcscf, s.icscf, &register(s.pcscf.addr, s.icscf, 0, true)).await;
     let (req, _) = s.fallback.recv().await;
-    assert_eq!(req.method(), Some("REGISTER"));
+    assert_eq!(req.method(), Some(&Method::Register));
     let uar = s.cx.last_uar.lock().unwrap().clone().unwrap();
     assert_eq!(
         uar.authorization_type,
@@ -246,7 +249,7 @@ async fn user_unknown_is_403() {
     )
     .await;
     let (resp, _) = s.pcscf.recv().await;
-    assert_eq!(resp.code(), Some(403));
+    assert_eq!(resp.status(), Some(StatusCode::FORBIDDEN));
     assert!(s.scscf[0].recv_within(200).await.is_none());
 }
 
@@ -262,8 +265,8 @@ async fn silent_hss_gets_504_with_retry_after_in_time() {
     .await;
     let (resp, _) = s.pcscf.recv().await;
     let took = t0.elapsed();
-    assert_eq!(resp.code(), Some(504));
-    assert_eq!(resp.get("retry-after"), Some("30"));
+    assert_eq!(resp.status(), Some(StatusCode::SERVER_TIMEOUT));
+    assert_eq!(resp.header_str("Retry-After"), Some("30"));
     assert!(took < Duration::from_secs(2), "answered after {took:?}");
     assert!(
         took >= Duration::from_millis(250),
@@ -281,7 +284,7 @@ From: <sip:alice@ims.test>;tag=1\r\nTo: <sip:bob@ims.test>\r\nCall-ID: t1\r\nCSe
     };
     let s = setup(Arc::new(|| Err(CxFailure::UserUnknown)), false).await;
     send(&s.pcscf, s.icscf, &invite(s.pcscf.addr)).await;
-    assert_eq!(s.pcscf.recv().await.0.code(), Some(404));
+    assert_eq!(s.pcscf.recv().await.0.status(), Some(StatusCode::NOT_FOUND));
     assert_eq!(
         s.cx.last_lir.lock().unwrap().clone().unwrap(),
         "sip:bob@ims.test"
@@ -289,7 +292,10 @@ From: <sip:alice@ims.test>;tag=1\r\nTo: <sip:bob@ims.test>\r\nCall-ID: t1\r\nCSe
 
     let s = setup(Arc::new(|| Err(CxFailure::IdentityNotRegistered)), false).await;
     send(&s.pcscf, s.icscf, &invite(s.pcscf.addr)).await;
-    assert_eq!(s.pcscf.recv().await.0.code(), Some(480));
+    assert_eq!(
+        s.pcscf.recv().await.0.status(),
+        Some(StatusCode::TEMPORARILY_UNAVAILABLE)
+    );
 
     let s = setup(
         Arc::new(|| Err(CxFailure::Unavailable("down".into()))),
@@ -298,8 +304,8 @@ From: <sip:alice@ims.test>;tag=1\r\nTo: <sip:bob@ims.test>\r\nCall-ID: t1\r\nCSe
     .await;
     send(&s.pcscf, s.icscf, &invite(s.pcscf.addr)).await;
     let (r, _) = s.pcscf.recv().await;
-    assert_eq!(r.code(), Some(500));
-    assert!(r.get("retry-after").is_some());
+    assert_eq!(r.status(), Some(StatusCode::SERVER_INTERNAL_ERROR));
+    assert!(r.header_str("Retry-After").is_some());
 
     let named = Arc::new(Mutex::new(String::new()));
     let n2 = named.clone();
@@ -311,6 +317,6 @@ From: <sip:alice@ims.test>;tag=1\r\nTo: <sip:bob@ims.test>\r\nCall-ID: t1\r\nCSe
     *named.lock().unwrap() = format!("sip:{}", s.scscf[1].addr);
     send(&s.pcscf, s.icscf, &invite(s.pcscf.addr)).await;
     let (req, _) = s.scscf[1].recv().await;
-    assert_eq!(req.method(), Some("MESSAGE"));
-    assert_eq!(req.uri(), Some("sip:bob@ims.test"));
+    assert_eq!(req.method(), Some(&Method::Message));
+    assert_eq!(req.request_uri_str(), Some("sip:bob@ims.test"));
 }
