@@ -155,7 +155,7 @@ impl Icscf {
                 .collect(),
             cx_timeout: Duration::from_millis(cfg.diameter.request_timeout_ms.max(1)),
             transport: TransportOptions::from_config(&cfg.sip),
-            timers: cfg.timers.clone(),
+            timers: cfg.timers,
         };
         Icscf { settings, cx }
     }
