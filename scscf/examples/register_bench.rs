@@ -3,19 +3,12 @@
 //!
 //! `cargo run --release -p ims-scscf --example register_bench -- [UEs] [concurrency] [nostore]`
 
-use ims_scscf::sip::{Message, StartLine};
-use ims_scscf::testutil::{answer, nonce_of, FakeHss, RegisterSpec, SET1_RES};
+use ims_scscf::testutil::{answer, code, nonce_of, parse, FakeHss, RegisterSpec, SET1_RES};
 use ims_scscf::{Scscf, Settings, Store};
+use ims_sip_core::Message;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::net::UdpSocket;
-
-fn code(m: &Message) -> u16 {
-    match m.start {
-        StartLine::Response { code, .. } => code,
-        StartLine::Request { .. } => 0,
-    }
-}
 
 fn rss_kib() -> u64 {
     std::fs::read_to_string("/proc/self/status")
@@ -36,7 +29,7 @@ async fn rt(
 ) -> anyhow::Result<Message> {
     sock.send_to(text.as_bytes(), to).await?;
     let (n, _) = tokio::time::timeout(Duration::from_secs(5), sock.recv_from(buf)).await??;
-    Ok(Message::parse(&buf[..n])?)
+    Ok(parse(&buf[..n])?)
 }
 
 #[tokio::main]
@@ -84,7 +77,7 @@ async fn main() -> anyhow::Result<()> {
                 let t = Instant::now();
                 let r1 = rt(&ue, addr, &spec.to_text(), &mut buf).await?;
                 let nonce = r1
-                    .header("WWW-Authenticate")
+                    .header_str("WWW-Authenticate")
                     .and_then(nonce_of)
                     .unwrap_or_default();
                 spec.cseq = 2;

@@ -1,86 +1,9 @@
-//! The `Authorization` header of a REGISTER and the `WWW-Authenticate` challenge
-//! (RFC 2617 §3.2.1–3.2.2, RFC 3310 §3.1–3.4 with the `auts` parameter, TS 24.229 §5.4.1.2
-//! with `ck`/`ik` towards the P-CSCF).
+//! The `WWW-Authenticate` challenge of the S-CSCF and the AKA nonce/`auts` encodings
+//! (RFC 2617 §3.2.1, RFC 3310 §3.1–3.4, TS 24.229 §5.4.1.2 with `ck`/`ik` towards the
+//! P-CSCF). The `Authorization` header itself is parsed by
+//! `ims_sip_core::header::Credentials`.
 
-use crate::sip::{split_list, unquote};
 use base64::Engine as _;
-
-/// Parsed credentials (`Authorization: <scheme> k=v, …`).
-#[derive(Clone, PartialEq, Eq)]
-pub struct Credentials {
-    /// Authentication scheme token (`Digest` for everything the S-CSCF accepts).
-    pub scheme: String,
-    params: Vec<(String, String)>,
-}
-
-impl std::fmt::Debug for Credentials {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Credentials")
-            .field("scheme", &self.scheme)
-            .field("username", &self.get("username"))
-            .field("nonce", &self.get("nonce"))
-            .finish_non_exhaustive()
-    }
-}
-
-impl Credentials {
-    /// Parses one Authorization header value; `None` if it has no scheme token.
-    pub fn parse(v: &str) -> Option<Credentials> {
-        let v = v.trim();
-        let (scheme, rest) = match v.find(char::is_whitespace) {
-            Some(i) => (&v[..i], &v[i..]),
-            None => (v, ""),
-        };
-        if scheme.is_empty() || scheme.contains('=') {
-            return None;
-        }
-        let params = split_list(rest)
-            .into_iter()
-            .filter_map(|p| {
-                let (k, val) = p.split_once('=')?;
-                Some((k.trim().to_ascii_lowercase(), unquote(val)))
-            })
-            .collect();
-        Some(Credentials {
-            scheme: scheme.to_string(),
-            params,
-        })
-    }
-
-    /// A parameter value, unquoted.
-    pub fn get(&self, name: &str) -> Option<&str> {
-        self.params
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-    }
-
-    /// `true` for the `Digest` scheme (case-insensitive, RFC 2617 §1.2).
-    pub fn is_digest(&self) -> bool {
-        self.scheme.eq_ignore_ascii_case("Digest")
-    }
-
-    /// `username`.
-    pub fn username(&self) -> Option<&str> {
-        self.get("username").filter(|u| !u.is_empty())
-    }
-
-    /// The non-empty `nonce`.
-    pub fn nonce(&self) -> Option<&str> {
-        self.get("nonce").filter(|n| !n.is_empty())
-    }
-
-    /// The non-empty `response`.
-    pub fn response(&self) -> Option<&str> {
-        self.get("response").filter(|n| !n.is_empty())
-    }
-
-    /// `true` when the UE asked for plain MD5 (no AKA).
-    pub fn wants_md5(&self) -> bool {
-        self.get("algorithm")
-            .is_some_and(|a| a.eq_ignore_ascii_case("MD5"))
-    }
-}
 
 /// What the 401 offers.
 #[derive(Clone, PartialEq, Eq)]
@@ -158,31 +81,6 @@ pub fn decode_auts(auts: &str) -> Option<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn parses_handset_authorization() {
-        let c = Credentials::parse(
-            "Digest username=\"001010000000001@ims.mnc001.mcc001.3gppnetwork.org\",realm=\"ims.test\", nonce=\"\",uri=\"sip:ims.test\",response=\"\", algorithm=AKAv1-MD5",
-        )
-        .unwrap();
-        assert!(c.is_digest());
-        assert_eq!(
-            c.username(),
-            Some("001010000000001@ims.mnc001.mcc001.3gppnetwork.org")
-        );
-        assert_eq!(c.nonce(), None);
-        assert_eq!(c.response(), None);
-        assert!(!c.wants_md5());
-        let dbg = format!("{c:?}");
-        assert!(dbg.contains("001010000000001"));
-    }
-
-    #[test]
-    fn unknown_scheme_is_kept_apart() {
-        // RFC 4475 §3.3.7 regaut01
-        let c = Credentials::parse("NoOneKnowsThisScheme opaque-data=here").unwrap();
-        assert!(!c.is_digest());
-    }
 
     #[test]
     fn challenge_headers() {

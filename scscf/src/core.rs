@@ -1,13 +1,16 @@
 //! The sans-I/O heart of the S-CSCF: shared registration state, pending challenges and
 //! subscriptions, with the Cx calls injected through [`Cx`]. Sockets, timers and the
-//! store writer live in [`crate::service`]; this module only takes `now` (UNIX seconds)
-//! and returns SIP messages to send.
+//! store writer live in [`crate::service`]; this module only takes parsed requests
+//! (`ims_sip_core::Message`) and `now` (UNIX seconds), and returns the response and the
+//! [`Notify`]s to send.
 
 use crate::cx::{Cx, CxError, SarAnswer, SarRequest};
 use crate::model::{Registration, Subscription};
+use crate::notifier::Notify;
 use crate::settings::Settings;
-use crate::sip::Message;
 use crate::store::StoreOp;
+use ims_sip_core::builder::ResponseBuilder;
+use ims_sip_core::{Message, StatusCode};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
@@ -71,8 +74,39 @@ impl State {
 pub struct Outcome {
     /// Final response to the request.
     pub response: Message,
-    /// In-dialog NOTIFY requests (without Via; the transport adds it).
-    pub notifies: Vec<Message>,
+    /// In-dialog NOTIFYs (the transport side adds the Via).
+    pub notifies: Vec<Notify>,
+}
+
+impl Outcome {
+    /// The response alone.
+    pub fn response(response: Message) -> Outcome {
+        Outcome {
+            response,
+            notifies: Vec::new(),
+        }
+    }
+
+    /// Status code of the response (0 if it is not a response).
+    pub fn code(&self) -> u16 {
+        self.response.status().map(StatusCode::as_u16).unwrap_or(0)
+    }
+}
+
+/// Finishes a response to `req`. The builder copies lines of a request that parsed and
+/// adds values the core wrote, so indexing it cannot fail in practice; if it does, a
+/// bare 500 goes out instead (and in the impossible worst case the request itself,
+/// which the transaction layer refuses to send, so nothing malformed leaves).
+pub(crate) fn respond(b: ResponseBuilder<'_>, req: &Message) -> Message {
+    match b.build_message() {
+        Ok(m) => m,
+        Err(e) => {
+            tracing::error!(call_id = req.call_id().unwrap_or("-"), error = %e, "response does not index: 500 instead");
+            ResponseBuilder::new(req, StatusCode::SERVER_INTERNAL_ERROR)
+                .build_message()
+                .unwrap_or_else(|_| req.clone())
+        }
+    }
 }
 
 /// The registrar / authenticator / notifier core.

@@ -2,10 +2,11 @@
 
 use crate::core::{Core, Outcome};
 use crate::cx::{AuthScheme, CxError, ServerAssignmentType as Sat};
+use crate::notifier::Notify;
 use crate::notifier::RtrReason;
 use crate::settings::Settings;
-use crate::sip::{Message, StartLine};
 use crate::testutil::*;
+use ims_sip_core::Message;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -19,20 +20,31 @@ fn core(hss: &Arc<FakeHss>) -> Core {
 }
 
 fn msg(s: &str) -> Message {
-    Message::parse(s.as_bytes()).expect("test message parses")
+    Message::parse(s.as_bytes().to_vec()).expect("test message parses")
 }
 
 fn code(o: &Outcome) -> u16 {
-    match o.response.start {
-        StartLine::Response { code, .. } => code,
-        StartLine::Request { .. } => 0,
-    }
+    o.code()
+}
+
+/// A NOTIFY as the service sends it.
+fn req(n: &Notify) -> Message {
+    n.to_request("UDP", "127.0.0.1:6060", "z9hG4bKtest")
+        .expect("NOTIFY builds")
+}
+
+fn to_tag(m: &Message) -> Option<String> {
+    m.to_addr()?.ok()?.tag().map(str::to_string)
 }
 
 async fn challenge(c: &Core, spec: &RegisterSpec) -> (Outcome, String) {
     let o = c.register(&msg(&spec.to_text()), NOW).await;
     assert_eq!(code(&o), 401, "{:?}", o.response);
-    let www = o.response.header("WWW-Authenticate").unwrap().to_string();
+    let www = o
+        .response
+        .header_str("WWW-Authenticate")
+        .unwrap()
+        .to_string();
     let nonce = nonce_of(&www).unwrap();
     (o, nonce)
 }
@@ -59,7 +71,7 @@ async fn initial_register_is_challenged_with_aka() {
     let hss = Arc::new(FakeHss::new(&["sip:alice@ims.test"]));
     let c = core(&hss);
     let (o, nonce) = challenge(&c, &RegisterSpec::alice()).await;
-    let www = o.response.header("WWW-Authenticate").unwrap();
+    let www = o.response.header_str("WWW-Authenticate").unwrap();
     assert!(www.starts_with("Digest realm=\"ims.test\""));
     assert!(www.contains("algorithm=AKAv1-MD5"));
     assert!(www.contains("qop=\"auth\""));
@@ -100,19 +112,22 @@ async fn correct_response_registers_with_headers() {
     let o = register_ok(&c, &RegisterSpec::alice()).await;
     let r = &o.response;
     assert_eq!(
-        r.header("Service-Route"),
+        r.header_str("Service-Route"),
         Some("<sip:orig@scscf.ims.test:6060;lr>")
     );
     assert_eq!(
-        r.header("P-Associated-URI"),
+        r.header_str("P-Associated-URI"),
         Some("<sip:alice@ims.test>, <tel:+15551234>")
     );
-    assert_eq!(r.header("Path"), Some("<sip:term@pcscf.ims.test:5060;lr>"));
     assert_eq!(
-        r.header("Contact"),
+        r.header_str("Path"),
+        Some("<sip:term@pcscf.ims.test:5060;lr>")
+    );
+    assert_eq!(
+        r.header_str("Contact"),
         Some("<sip:alice@10.0.0.9:5060>;expires=600")
     );
-    assert!(crate::sip::param_of(r.header("To").unwrap(), "tag").is_some());
+    assert!(to_tag(r).is_some());
     let sars = hss.sar_log();
     assert_eq!(sars.len(), 1);
     assert_eq!(sars[0].assignment, Sat::Registration);
@@ -147,7 +162,7 @@ async fn response_without_qop_is_accepted_once() {
     assert_eq!(code(&o), 401);
     assert!(o
         .response
-        .header("WWW-Authenticate")
+        .header_str("WWW-Authenticate")
         .unwrap()
         .contains("stale=true"));
 }
@@ -222,7 +237,7 @@ async fn unknown_nonce_gets_stale_challenge() {
     assert_eq!(code(&o), 401);
     assert!(o
         .response
-        .header("WWW-Authenticate")
+        .header_str("WWW-Authenticate")
         .unwrap()
         .contains("stale=true"));
 }
@@ -251,7 +266,7 @@ async fn expired_nonce_gets_stale_challenge() {
     assert_eq!(code(&o), 401);
     assert!(o
         .response
-        .header("WWW-Authenticate")
+        .header_str("WWW-Authenticate")
         .unwrap()
         .contains("stale=true"));
     assert!(c.registration("sip:alice@ims.test").is_none());
@@ -283,7 +298,7 @@ async fn auts_triggers_resync_mar() {
     assert_eq!(&resync[..16], &rand[..]);
     assert_eq!(&resync[16..], &auts[..]);
     assert_ne!(
-        nonce_of(o.response.header("WWW-Authenticate").unwrap()).unwrap(),
+        nonce_of(o.response.header_str("WWW-Authenticate").unwrap()).unwrap(),
         nonce
     );
 }
@@ -309,7 +324,7 @@ async fn sip_digest_md5_for_password_subscribers() {
     spec.impu = "sip:bob@ims.test".into();
     spec.impi = "bob@ims.test".into();
     let (o, nonce) = challenge(&c, &spec).await;
-    let www = o.response.header("WWW-Authenticate").unwrap();
+    let www = o.response.header_str("WWW-Authenticate").unwrap();
     assert!(www.contains("algorithm=MD5"));
     assert!(www.contains("qop=\"auth\""));
     assert!(!www.contains("ck="));
@@ -358,7 +373,7 @@ async fn expiry_limits() {
     ));
     let o = c.register(&msg(&s2.to_text()), NOW).await;
     assert_eq!(code(&o), 423);
-    assert_eq!(o.response.header("Min-Expires"), Some("60"));
+    assert_eq!(o.response.header_str("Min-Expires"), Some("60"));
     assert!(c.registration("sip:alice@ims.test").is_none());
     // too long: clamped to max
     s2.cseq = 3;
@@ -374,7 +389,7 @@ async fn expiry_limits() {
     let o = c.register(&msg(&s2.to_text()), NOW).await;
     assert_eq!(code(&o), 200);
     assert_eq!(
-        o.response.header("Contact"),
+        o.response.header_str("Contact"),
         Some("<sip:alice@10.0.0.9:5060>;expires=600000")
     );
 }
@@ -392,7 +407,7 @@ async fn reregister_deregister_and_sar_types() {
     s.cseq = 20;
     s.expires = Some(0);
     let o = register_ok(&c, &s).await;
-    assert!(o.response.header("Contact").is_none());
+    assert!(o.response.header_str("Contact").is_none());
     let types: Vec<Sat> = hss.sar_log().iter().map(|s| s.assignment).collect();
     assert_eq!(
         types,
@@ -415,26 +430,26 @@ async fn several_contacts_and_star() {
         "<sip:alice@10.0.0.10:5060>;expires=300".into(),
     ];
     let o = register_ok(&c, &spec).await;
-    assert_eq!(o.response.header_values("Contact").len(), 2);
+    assert_eq!(o.response.header_values_str("Contact").count(), 2);
     // a second device adds a third contact
     let mut s = spec.clone();
     s.call_id = "other-device".into();
     s.contacts = vec!["<sip:alice@10.0.0.11:5060>".into()];
     let o = register_ok(&c, &s).await;
-    assert_eq!(o.response.header_values("Contact").len(), 3);
+    assert_eq!(o.response.header_values_str("Contact").count(), 3);
     // remove one by expires=0
     let mut s = spec.clone();
     s.cseq = 10;
     s.contacts = vec!["<sip:alice@10.0.0.10:5060>;expires=0".into()];
     let o = register_ok(&c, &s).await;
-    assert_eq!(o.response.header_values("Contact").len(), 2);
+    assert_eq!(o.response.header_values_str("Contact").count(), 2);
     // Contact: * with Expires 0 removes all
     let mut s = spec.clone();
     s.cseq = 20;
     s.contacts = vec!["*".into()];
     s.expires = Some(0);
     let o = register_ok(&c, &s).await;
-    assert!(o.response.header("Contact").is_none());
+    assert!(o.response.header_str("Contact").is_none());
     assert!(c.registration("sip:alice@ims.test").is_none());
     assert_eq!(
         hss.sar_log().last().unwrap().assignment,
@@ -500,7 +515,7 @@ async fn hss_failures_map_to_sip() {
         .await;
     assert!(t0.elapsed() < Duration::from_secs(2), "never hangs");
     assert_eq!(code(&o), 504);
-    assert_eq!(o.response.header("Retry-After"), Some("30"));
+    assert_eq!(o.response.header_str("Retry-After"), Some("30"));
     hss.set_mode(FakeMode::Fail(CxError::Unreachable("no peer".into())));
     assert_eq!(
         code(
@@ -522,7 +537,7 @@ async fn hss_failures_map_to_sip() {
         .register(&msg(&RegisterSpec::alice().to_text()), NOW)
         .await;
     assert_eq!(code(&o), 500);
-    assert!(o.response.header("Retry-After").is_some());
+    assert!(o.response.header_str("Retry-After").is_some());
     // service resumes by itself
     hss.set_mode(FakeMode::Aka);
     register_ok(&c, &RegisterSpec::alice()).await;
@@ -615,36 +630,39 @@ async fn subscribed(hss: &Arc<FakeHss>) -> (Core, String) {
         .subscribe(&msg(&subscribe_text("sub-1", 600000, None, 1)), NOW)
         .await;
     assert_eq!(code(&o), 200, "{:?}", o.response);
-    assert_eq!(o.response.header("Expires"), Some("600000"));
+    assert_eq!(o.response.header_str("Expires"), Some("600000"));
     assert_eq!(
-        o.response.header("Record-Route"),
+        o.response.header_str("Record-Route"),
         Some("<sip:mo@pcscf.ims.test:5060;lr>")
     );
-    let tag = crate::sip::param_of(o.response.header("To").unwrap(), "tag").unwrap();
+    let tag = to_tag(&o.response).unwrap();
     assert_eq!(o.notifies.len(), 1);
-    let n = &o.notifies[0];
+    let notify = &o.notifies[0];
+    assert_eq!(notify.next_hop(), "sip:mo@pcscf.ims.test:5060;lr");
+    let n = &req(notify);
+    assert_eq!(n.method(), Some(&ims_sip_core::Method::Notify));
+    assert_eq!(n.request_uri_str(), Some("sip:alice@10.0.0.9:5060"));
     assert_eq!(
-        n.start,
-        StartLine::Request {
-            method: "NOTIFY".into(),
-            uri: "sip:alice@10.0.0.9:5060".into()
-        }
+        n.header_str("Route"),
+        Some("<sip:mo@pcscf.ims.test:5060;lr>")
     );
-    assert_eq!(n.header("Route"), Some("<sip:mo@pcscf.ims.test:5060;lr>"));
     assert_eq!(
-        n.header("From"),
+        n.header_str("From"),
         Some(format!("<sip:alice@ims.test>;tag={tag}").as_str())
     );
-    assert_eq!(n.header("To"), Some("<sip:alice@ims.test>;tag=ue-sub"));
-    assert_eq!(n.header("Call-ID"), Some("sub-1"));
-    assert_eq!(n.header("CSeq"), Some("1 NOTIFY"));
-    assert_eq!(n.header("Event"), Some("reg"));
-    assert_eq!(n.header("Content-Type"), Some("application/reginfo+xml"));
+    assert_eq!(n.header_str("To"), Some("<sip:alice@ims.test>;tag=ue-sub"));
+    assert_eq!(n.header_str("Call-ID"), Some("sub-1"));
+    assert_eq!(n.header_str("CSeq"), Some("1 NOTIFY"));
+    assert_eq!(n.header_str("Event"), Some("reg"));
     assert_eq!(
-        n.header("Subscription-State"),
+        n.header_str("Content-Type"),
+        Some("application/reginfo+xml")
+    );
+    assert_eq!(
+        n.header_str("Subscription-State"),
         Some("active;expires=600000")
     );
-    golden("register.xml", &n.body);
+    golden("register.xml", n.body());
     (c, tag)
 }
 
@@ -656,9 +674,9 @@ async fn reg_event_register_reregister_ue_deregister() {
     s.cseq = 10;
     let o = register_ok(&c, &s).await;
     assert_eq!(o.notifies.len(), 1);
-    assert_eq!(o.notifies[0].header("CSeq"), Some("2 NOTIFY"));
+    assert_eq!(req(&o.notifies[0]).header_str("CSeq"), Some("2 NOTIFY"));
     assert_eq!(
-        o.notifies[0].header("Subscription-State"),
+        req(&o.notifies[0]).header_str("Subscription-State"),
         Some("active;expires=600000")
     );
     golden("reregister.xml", &o.notifies[0].body);
@@ -667,9 +685,9 @@ async fn reg_event_register_reregister_ue_deregister() {
     s.expires = Some(0);
     let o = register_ok(&c, &s).await;
     assert_eq!(o.notifies.len(), 1);
-    assert_eq!(o.notifies[0].header("CSeq"), Some("3 NOTIFY"));
+    assert_eq!(req(&o.notifies[0]).header_str("CSeq"), Some("3 NOTIFY"));
     assert_eq!(
-        o.notifies[0].header("Subscription-State"),
+        req(&o.notifies[0]).header_str("Subscription-State"),
         Some("terminated;reason=noresource")
     );
     golden("ue-deregister.xml", &o.notifies[0].body);
@@ -691,7 +709,7 @@ async fn reg_event_rtr() {
     assert_eq!(n.len(), 1);
     // kamailio#4296: must be terminated, not active
     assert_eq!(
-        n[0].header("Subscription-State"),
+        req(&n[0]).header_str("Subscription-State"),
         Some("terminated;reason=rejected")
     );
     golden("rtr-deregister.xml", &n[0].body);
@@ -705,7 +723,7 @@ async fn reg_event_expiry() {
     let n = c.tick(NOW + 600).await;
     assert_eq!(n.len(), 1);
     assert_eq!(
-        n[0].header("Subscription-State"),
+        req(&n[0]).header_str("Subscription-State"),
         Some("terminated;reason=noresource")
     );
     golden("expiry.xml", &n[0].body);
@@ -721,7 +739,7 @@ async fn reg_event_unsubscribe_refresh_and_errors() {
         .await;
     assert_eq!(code(&o), 200);
     assert_eq!(
-        o.notifies[0].header("Subscription-State"),
+        req(&o.notifies[0]).header_str("Subscription-State"),
         Some("active;expires=3600")
     );
     assert!(String::from_utf8_lossy(&o.notifies[0].body).contains("version=\"1\""));
@@ -736,7 +754,7 @@ async fn reg_event_unsubscribe_refresh_and_errors() {
         .await;
     assert_eq!(code(&o), 200);
     assert_eq!(
-        o.notifies[0].header("Subscription-State"),
+        req(&o.notifies[0]).header_str("Subscription-State"),
         Some("terminated;reason=timeout")
     );
     assert!(c.subscriptions().is_empty());

@@ -3,12 +3,13 @@
 //! RTR), and notifier of the reg event package (RFC 3680).
 //!
 //! # Layout
-//! - [`sip`]: the small SIP message model the S-CSCF reads and writes.
+//! - SIP itself (parsing, building, typed headers, transport, transactions) comes from
+//!   `ims_sip_core` and `ims_sip_transport`.
 //! - [`digest`], [`auth`]: digest arithmetic, Authorization / WWW-Authenticate.
 //! - [`cx`]: the Cx requests the S-CSCF sends, behind the object-safe [`cx::Cx`] trait.
 //! - [`model`], [`core`], [`registrar`], [`notifier`], [`reginfo`]: the sans-I/O core.
 //! - [`store`]: sqlx persistence (SQLite default, PostgreSQL by URL) with a batching writer.
-//! - [`service`]: the tokio SIP service [`Scscf`].
+//! - [`service`]: the tokio SIP service [`Scscf`] on the shared transaction layer.
 
 pub mod auth;
 pub mod core;
@@ -23,7 +24,6 @@ pub mod reginfo;
 pub mod registrar;
 pub mod service;
 pub mod settings;
-pub mod sip;
 pub mod store;
 pub mod testutil;
 
@@ -35,7 +35,7 @@ pub use crate::cx::{
     AuthScheme, AuthVector, Cx, CxError, MarRequest, SarAnswer, SarRequest, ServerAssignmentType,
 };
 pub use crate::error::ScscfError;
-pub use crate::notifier::RtrReason;
+pub use crate::notifier::{Notify, RtrReason};
 pub use crate::service::{Scscf, ScscfHandle, ServiceError, SipTimers};
 pub use crate::settings::Settings;
 pub use crate::store::Store;

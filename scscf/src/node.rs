@@ -3,15 +3,16 @@
 
 use crate::cx::Cx;
 use crate::hss::{HssAdapter, ScscfCxEvents};
-use crate::service::{Scscf, ServiceError, SipTimers};
+use crate::service::{Scscf, ServiceError};
 use crate::settings::Settings;
 use crate::store::Store;
-use ims_config::{ScscfConfig, Transport};
+use ims_config::ScscfConfig;
 use ims_hss_client as hc;
+use ims_sip_transport::transaction::timer_config;
+use ims_sip_transport::{TransportLayer, TransportOptions};
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::net::{TcpListener, UdpSocket};
 
 /// The Cx client settings of `[diameter]`.
 pub fn cx_client_config(cfg: &ScscfConfig) -> hc::CxClientConfig {
@@ -31,36 +32,8 @@ pub fn cx_client_config(cfg: &ScscfConfig) -> hc::CxClientConfig {
     c
 }
 
-/// Binds the first UDP listener (required) and the first TCP listener (optional) of
-/// `[sip] listen`.
-pub async fn bind(cfg: &ScscfConfig) -> Result<(UdpSocket, Option<TcpListener>), ServiceError> {
-    let udp = cfg
-        .sip
-        .listen
-        .iter()
-        .find(|l| l.transport == Transport::Udp)
-        .map(|l| l.addr)
-        .ok_or_else(|| {
-            std::io::Error::new(
-                std::io::ErrorKind::InvalidInput,
-                "no UDP listener in [sip] listen",
-            )
-        })?;
-    let udp = UdpSocket::bind(udp).await?;
-    let tcp = match cfg
-        .sip
-        .listen
-        .iter()
-        .find(|l| l.transport == Transport::Tcp)
-    {
-        Some(l) => Some(TcpListener::bind(l.addr).await?),
-        None => None,
-    };
-    Ok((udp, tcp))
-}
-
 /// Runs with an injected HSS (tests, or a client the caller manages): opens the
-/// configured database, binds the listeners, attaches `events` (RTR) if given, and
+/// configured database, binds every `[sip] listen` socket, attaches `events` (RTR) if given, and
 /// serves until `shutdown` resolves.
 pub async fn run_from_config(
     cfg: &ScscfConfig,
@@ -69,18 +42,15 @@ pub async fn run_from_config(
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ServiceError> {
     let store = Store::open(&cfg.database.url).await?;
-    let (udp, tcp) = bind(cfg).await?;
-    let timers = SipTimers {
-        t1: Duration::from_millis(cfg.timers.t1_ms),
-        t2: Duration::from_millis(cfg.timers.t2_ms),
-    };
+    let transport = TransportLayer::without_handler(TransportOptions::from_config(&cfg.sip));
+    transport.bind_all(&cfg.sip.listen).await?;
     let scscf = Scscf::new(Settings::from_config(cfg), hss, Some(store))
         .await?
-        .with_timers(timers);
+        .with_timers(timer_config(&cfg.timers));
     if let Some(e) = events {
         e.attach(scscf.handle());
     }
-    scscf.run_with_tcp(udp, tcp, shutdown).await
+    scscf.serve(transport, shutdown).await
 }
 
 /// The whole node as `main.rs` runs it: starts a `CxClient` towards `[diameter] peers`

@@ -1,15 +1,21 @@
 //! The reg event package notifier (RFC 3680, RFC 6665 §4.2, TS 24.229 §5.4.2.1):
 //! SUBSCRIBE handling, in-dialog NOTIFY construction, and the state changes that are not
 //! REGISTERs — expiry (TIMEOUT_DEREGISTRATION) and HSS-initiated Registration-Termination.
+//!
+//! NOTIFYs leave the core as typed [`Notify`] values; the service turns each into a
+//! request with its own Via ([`Notify::to_request`]) and runs it in a client transaction.
 
-use crate::core::{Core, Outcome, State};
+use crate::core::{respond, Core, Outcome, State};
 use crate::cx::{SarRequest, ServerAssignmentType};
 use crate::error::ScscfError;
 use crate::model::{Contact, ContactEvent, Registration, Subscription};
 use crate::reginfo::{self, ContactView};
 use crate::registrar::local_tag;
-use crate::sip::{Message, NameAddr, StartLine};
 use crate::store::StoreOp;
+use bytes::Bytes;
+use ims_sip_core::builder::{RequestBuilder, ResponseBuilder};
+use ims_sip_core::header::Event;
+use ims_sip_core::{HeaderName, Message, Method, NameAddr, ParseError, StatusCode};
 use std::time::Instant;
 use tracing::{info, warn};
 
@@ -23,32 +29,93 @@ pub enum RtrReason {
     Reregister,
 }
 
+/// One in-dialog NOTIFY of a reg-event subscription (RFC 6665 §4.2.2), as the core
+/// decided it: everything but the Via, which the transport side adds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Notify {
+    /// The subscription ([`Subscription::id`]); [`Core::notify_result`] takes it back.
+    pub subscription: String,
+    /// Request-URI: the subscriber's Contact (remote target).
+    pub request_uri: String,
+    /// Route set (the SUBSCRIBE's Record-Route, in received order).
+    pub route_set: Vec<String>,
+    /// From: our URI with our tag.
+    pub from: String,
+    /// To: the subscriber's URI with its tag.
+    pub to: String,
+    /// Dialog Call-ID.
+    pub call_id: String,
+    /// Our CSeq in the dialog.
+    pub cseq: u32,
+    /// Contact: our server name.
+    pub contact: String,
+    /// `Subscription-State` value (`active;expires=…`, `terminated;reason=…`).
+    pub state: String,
+    /// `application/reginfo+xml` document.
+    pub body: Bytes,
+}
+
+impl Notify {
+    /// The URI the request goes to first (RFC 3261 §8.1.2 with a loose-routing route
+    /// set): the first Route entry, else the Request-URI.
+    pub fn next_hop(&self) -> String {
+        match self.route_set.first() {
+            Some(r) => NameAddr::parse(r)
+                .map(|n| n.uri.to_string())
+                .unwrap_or_else(|_| r.trim_matches(['<', '>']).to_string()),
+            None => self.request_uri.clone(),
+        }
+    }
+
+    /// `true` when the subscription ends with this NOTIFY.
+    pub fn is_terminated(&self) -> bool {
+        self.state.starts_with("terminated")
+    }
+
+    /// The request with a top Via `SIP/2.0/<transport> <sent_by>;branch=<branch>;rport`.
+    pub fn to_request(
+        &self,
+        transport: &str,
+        sent_by: &str,
+        branch: &str,
+    ) -> Result<Message, ParseError> {
+        let mut b = RequestBuilder::new(Method::Notify, &self.request_uri).header(
+            "Via",
+            format!("SIP/2.0/{transport} {sent_by};branch={branch};rport"),
+        );
+        for r in &self.route_set {
+            b = b.header("Route", r);
+        }
+        b.max_forwards(70)
+            .header("From", &self.from)
+            .header("To", &self.to)
+            .call_id(&self.call_id)
+            .header("CSeq", format!("{} NOTIFY", self.cseq))
+            .header("Contact", &self.contact)
+            .header("Event", "reg")
+            .header("Subscription-State", &self.state)
+            .body(reginfo::CONTENT_TYPE, self.body.clone())
+            .build_message()
+    }
+}
+
 /// Header value without its `tag` parameter.
 fn strip_tag(v: &str) -> String {
     match NameAddr::parse(v) {
-        Some(na) => {
+        Ok(mut na) => {
+            na.params.remove("tag");
             let mut s = String::new();
             if let Some(d) = &na.display {
                 s.push_str(d);
                 s.push(' ');
             }
             s.push('<');
-            s.push_str(&na.uri);
+            s.push_str(&na.uri.to_string());
             s.push('>');
-            for (n, val) in &na.params {
-                if n == "tag" {
-                    continue;
-                }
-                s.push(';');
-                s.push_str(n);
-                if let Some(val) = val {
-                    s.push('=');
-                    s.push_str(val);
-                }
-            }
+            s.push_str(&na.params.to_string());
             s
         }
-        None => v.to_string(),
+        Err(_) => v.to_string(),
     }
 }
 
@@ -64,7 +131,7 @@ impl Core {
         now: u64,
         reason: Option<&str>,
         ops: &mut Vec<StoreOp>,
-    ) -> Vec<Message> {
+    ) -> Vec<Notify> {
         let ids: Vec<String> = reg
             .impus
             .iter()
@@ -114,31 +181,22 @@ impl Core {
         views: &[ContactView<'_>],
         sub_state: &str,
         now: u64,
-    ) -> Message {
+    ) -> Notify {
         let body = reginfo::render(s.version, impus, views, now);
         s.version += 1;
         s.local_cseq += 1;
-        let mut m = Message {
-            start: StartLine::Request {
-                method: "NOTIFY".into(),
-                uri: s.remote_target.clone(),
-            },
-            headers: Vec::new(),
-            body: body.into_bytes(),
-        };
-        for r in &s.route_set {
-            m.push("Route", r.clone());
+        Notify {
+            subscription: s.id.clone(),
+            request_uri: s.remote_target.clone(),
+            route_set: s.route_set.clone(),
+            from: format!("{};tag={}", s.local_uri, s.local_tag),
+            to: format!("{};tag={}", s.remote_uri, s.remote_tag),
+            call_id: s.call_id.clone(),
+            cseq: s.local_cseq,
+            contact: format!("<{}>", self.settings.server_name),
+            state: sub_state.to_string(),
+            body: Bytes::from(body),
         }
-        m.push("Max-Forwards", "70");
-        m.push("From", format!("{};tag={}", s.local_uri, s.local_tag));
-        m.push("To", format!("{};tag={}", s.remote_uri, s.remote_tag));
-        m.push("Call-ID", s.call_id.clone());
-        m.push("CSeq", format!("{} NOTIFY", s.local_cseq));
-        m.push("Contact", format!("<{}>", self.settings.server_name));
-        m.push("Event", "reg");
-        m.push("Subscription-State", sub_state.to_string());
-        m.push("Content-Type", reginfo::CONTENT_TYPE);
-        m
     }
 
     /// Handles a SUBSCRIBE for the reg event (RFC 3680 §4, TS 24.229 §5.4.2.1.1).
@@ -146,7 +204,7 @@ impl Core {
         match self.subscribe_inner(req, now).await {
             Ok(o) => o,
             Err(e) => {
-                info!(call_id = req.call_id(), error = %e, "SUBSCRIBE refused");
+                info!(call_id = req.call_id().unwrap_or("-"), error = %e, "SUBSCRIBE refused");
                 Outcome {
                     response: self.error_response(req, &e),
                     notifies: Vec::new(),
@@ -156,24 +214,30 @@ impl Core {
     }
 
     async fn subscribe_inner(&self, req: &Message, now: u64) -> Result<Outcome, ScscfError> {
-        let event = req.header("Event").unwrap_or("");
-        let pkg = event.split(';').next().unwrap_or("").trim();
-        if !pkg.eq_ignore_ascii_case("reg") || !self.settings.reg_event {
+        let is_reg = match req.typed::<Event>() {
+            Some(Ok(e)) => e.package.eq_ignore_ascii_case("reg"),
+            _ => false,
+        };
+        if !is_reg || !self.settings.reg_event {
             return Err(ScscfError::BadEvent);
         }
-        let to_v = req.header("To").ok_or(ScscfError::BadRequest("To"))?;
-        let from_v = req.header("From").ok_or(ScscfError::BadRequest("From"))?;
-        let to = NameAddr::parse(to_v).ok_or(ScscfError::BadRequest("To"))?;
-        let from = NameAddr::parse(from_v).ok_or(ScscfError::BadRequest("From"))?;
+        let to_v = req
+            .header(HeaderName::To)
+            .ok_or(ScscfError::BadRequest("To"))?;
+        let from_v = req
+            .header(HeaderName::From)
+            .ok_or(ScscfError::BadRequest("From"))?;
+        let to = NameAddr::parse(to_v).map_err(|_| ScscfError::BadRequest("To"))?;
+        let from = NameAddr::parse(from_v).map_err(|_| ScscfError::BadRequest("From"))?;
         let remote_tag = from
-            .param("tag")
+            .tag()
             .ok_or(ScscfError::BadRequest("From tag"))?
             .to_string();
         let call_id = req
-            .header("Call-ID")
+            .call_id()
             .ok_or(ScscfError::BadRequest("Call-ID"))?
             .to_string();
-        let requested: u32 = match req.header("Expires") {
+        let requested: u32 = match req.header(HeaderName::Expires) {
             Some(v) => v
                 .trim()
                 .parse()
@@ -182,14 +246,15 @@ impl Core {
         };
         let expires = requested.min(self.settings.subscribe_max_expires);
         let target = req
-            .header_values("Contact")
-            .first()
-            .and_then(|c| NameAddr::parse(c))
-            .map(|n| n.uri);
+            .header_elements(HeaderName::Contact)
+            .next()
+            .and_then(|c| NameAddr::parse(c).ok())
+            .map(|n| n.uri.to_string());
+        let to_uri = to.uri.to_string();
         let mut ops = Vec::new();
         let (response, notifies) = {
             let mut st = self.lock();
-            let (id, tag) = match to.param("tag") {
+            let (id, tag) = match to.tag() {
                 Some(t) => {
                     let id = Subscription::dialog_id(&call_id, t, &remote_tag);
                     if !st.subs.contains_key(&id) {
@@ -198,14 +263,11 @@ impl Core {
                     (id, t.to_string())
                 }
                 None => {
-                    let uri = match &req.start {
-                        StartLine::Request { uri, .. } => uri.clone(),
-                        StartLine::Response { .. } => String::new(),
-                    };
-                    let aor = if st.by_impu.contains_key(&uri) {
-                        uri
+                    let uri = req.request_uri_str().unwrap_or("");
+                    let aor = if st.by_impu.contains_key(uri) {
+                        uri.to_string()
                     } else {
-                        to.uri.clone()
+                        to_uri.clone()
                     };
                     if !st.by_impu.contains_key(&aor) {
                         return Err(ScscfError::NotRegistered);
@@ -222,7 +284,10 @@ impl Core {
                         local_uri: strip_tag(to_v),
                         remote_uri: strip_tag(from_v),
                         remote_target: target,
-                        route_set: req.header_values("Record-Route"),
+                        route_set: req
+                            .header_elements(HeaderName::RecordRoute)
+                            .map(str::to_string)
+                            .collect(),
                         local_cseq: 0,
                         version: 0,
                         expires_at: now,
@@ -262,33 +327,32 @@ impl Core {
                 ops.push(StoreOp::PutSubscription(s.clone()));
                 n
             };
-            let mut r = req.response(200, "OK", Some(&tag));
-            for rr in req.headers_named("Record-Route") {
-                r.push("Record-Route", rr.to_string());
-            }
-            r.push("Expires", expires.to_string());
-            r.push("Contact", format!("<{}>", self.settings.server_name));
-            (r, vec![notify])
+            let r = ResponseBuilder::new(req, StatusCode::OK)
+                .to_tag(tag)
+                .copy_header("Record-Route")
+                .header("Expires", expires)
+                .header("Contact", format_args!("<{}>", self.settings.server_name));
+            (respond(r, req), vec![notify])
         };
         self.persist(ops).await;
         info!(call_id = %call_id, expires, "200 OK to SUBSCRIBE reg");
         Ok(Outcome { response, notifies })
     }
 
-    /// A final response (or a timeout, `code` 408) to a NOTIFY we sent: 481 and other
-    /// failures end the subscription (RFC 6665 §4.2.2).
-    pub async fn notify_result(&self, call_id: &str, local_tag: &str, remote_tag: &str, code: u16) {
+    /// A final response (or a timeout, `code` 408) to a NOTIFY we sent for
+    /// `subscription` ([`Notify::subscription`]): 481 and other failures end the
+    /// subscription (RFC 6665 §4.2.2).
+    pub async fn notify_result(&self, subscription: &str, code: u16) {
         if code < 300 {
             return;
         }
-        let id = Subscription::dialog_id(call_id, local_tag, remote_tag);
-        let removed = self.lock().remove_sub(&id).is_some();
-        if removed {
+        let removed = self.lock().remove_sub(subscription);
+        if let Some(s) = removed {
             info!(
-                call_id,
+                call_id = %s.call_id,
                 code, "NOTIFY failed: reg-event subscription removed"
             );
-            self.persist(vec![StoreOp::DeleteSubscription(id)]).await;
+            self.persist(vec![StoreOp::DeleteSubscription(s.id)]).await;
         }
     }
 
@@ -302,7 +366,7 @@ impl Core {
         impus: &[String],
         reason: RtrReason,
         now: u64,
-    ) -> (Vec<String>, Vec<Message>) {
+    ) -> (Vec<String>, Vec<Notify>) {
         let event = match reason {
             RtrReason::PermanentTermination => ContactEvent::Rejected,
             RtrReason::Reregister => ContactEvent::Deactivated,
@@ -360,7 +424,7 @@ impl Core {
     /// Periodic work: expires contacts (NOTIFY `expired`; SAR TIMEOUT_DEREGISTRATION when
     /// the last one goes), reg-event subscriptions (NOTIFY `terminated;reason=timeout`)
     /// and stale nonces. Returns the NOTIFYs.
-    pub async fn tick(&self, now: u64) -> Vec<Message> {
+    pub async fn tick(&self, now: u64) -> Vec<Notify> {
         let mut ops = Vec::new();
         let mut notifies = Vec::new();
         let mut sars = Vec::new();

@@ -3,8 +3,8 @@
 //! from `auts`, then update the bindings with SAR and answer 200 OK with
 //! Service-Route, P-Associated-URI and Path.
 
-use crate::auth::{decode_auts, decode_nonce, Challenge, Credentials};
-use crate::core::{Core, Outcome, Pending, Secret};
+use crate::auth::{decode_auts, decode_nonce, Challenge};
+use crate::core::{respond, Core, Outcome, Pending, Secret};
 use crate::cx::{
     identities_from_user_data, AuthScheme, AuthVector, CxError, MarRequest, SarRequest,
     ServerAssignmentType,
@@ -12,8 +12,10 @@ use crate::cx::{
 use crate::digest::{ha1, ha2, hex_eq, request_digest, QopFields};
 use crate::error::ScscfError;
 use crate::model::{Contact, ContactEvent, Registration};
-use crate::sip::{unquote, Message, NameAddr};
 use crate::store::StoreOp;
+use ims_sip_core::builder::ResponseBuilder;
+use ims_sip_core::header::{Contact as ContactHeader, Credentials};
+use ims_sip_core::{HeaderName, Message, NameAddr, StatusCode};
 use std::time::Instant;
 use tracing::{debug, info, warn};
 
@@ -35,42 +37,39 @@ fn host_of_impu(impu: &str) -> String {
 }
 
 /// A requested binding change.
-struct ContactReq {
-    na: NameAddr,
+struct ContactReq<'m> {
+    na: NameAddr<'m>,
     expires: u32,
 }
 
-enum ContactsReq {
+enum ContactsReq<'m> {
     Fetch,
     Star,
-    List(Vec<ContactReq>),
+    List(Vec<ContactReq<'m>>),
 }
 
-fn binding_key(na: &NameAddr) -> (String, Option<String>, Option<u32>) {
-    let instance = na.param("+sip.instance").map(unquote);
-    let reg_id = na.param("reg-id").and_then(|r| r.trim().parse().ok());
+/// RFC 5626 §6: `+sip.instance` + `reg-id` identify a binding; else the URI does.
+fn binding_key(na: &NameAddr<'_>, uri: &str) -> (String, Option<String>, Option<u32>) {
+    let instance = na.sip_instance().map(|i| i.into_owned());
+    let reg_id = na.reg_id();
     let key = match (&instance, reg_id) {
         (Some(i), Some(r)) => format!("{i};reg-id={r}"),
         (Some(i), None) => i.clone(),
-        _ => na.uri.clone(),
+        _ => uri.to_string(),
     };
     (key, instance, reg_id)
 }
 
-fn params_text(na: &NameAddr) -> String {
-    let mut s = String::new();
-    for (n, v) in &na.params {
-        if n == "expires" {
-            continue;
-        }
-        s.push(';');
-        s.push_str(n);
-        if let Some(v) = v {
-            s.push('=');
-            s.push_str(v);
-        }
-    }
-    s
+/// The Contact header parameters other than `expires`, as `;a=b` text.
+fn params_text(na: &NameAddr<'_>) -> String {
+    let mut p = na.params.clone();
+    p.remove("expires");
+    p.to_string()
+}
+
+/// The status code for a numeric code from [`ScscfError::to_sip_status`].
+fn status_of(code: u16) -> StatusCode {
+    StatusCode::new(code).unwrap_or(StatusCode::SERVER_INTERNAL_ERROR)
 }
 
 impl Core {
@@ -79,11 +78,8 @@ impl Core {
         match self.register_inner(req, now).await {
             Ok(o) => o,
             Err(e) => {
-                info!(call_id = req.call_id(), error = %e, "REGISTER refused");
-                Outcome {
-                    response: self.error_response(req, &e),
-                    notifies: Vec::new(),
-                }
+                info!(call_id = req.call_id().unwrap_or("-"), error = %e, "REGISTER refused");
+                Outcome::response(self.error_response(req, &e))
             }
         }
     }
@@ -91,71 +87,79 @@ impl Core {
     /// The final response for an error (423 carries Min-Expires, 5xx Retry-After).
     pub fn error_response(&self, req: &Message, e: &ScscfError) -> Message {
         let (code, reason, retry) = e.to_sip_status(self.settings.retry_after);
-        let mut r = req.response(code, reason, Some(&local_tag(req)));
+        let mut r = ResponseBuilder::new(req, status_of(code))
+            .reason(reason)
+            .to_tag(local_tag(req));
         if let ScscfError::IntervalTooBrief { min } = e {
-            r.push("Min-Expires", min.to_string());
+            r = r.header("Min-Expires", min);
         }
         if let Some(secs) = retry {
-            r.push("Retry-After", secs.to_string());
+            r = r.header("Retry-After", secs);
         }
         if code == 489 {
-            r.push("Allow-Events", "reg");
+            r = r.header("Allow-Events", "reg");
         }
-        r
+        respond(r, req)
     }
 
     async fn register_inner(&self, req: &Message, now: u64) -> Result<Outcome, ScscfError> {
-        let to = req
-            .header("To")
-            .and_then(NameAddr::parse)
-            .ok_or(ScscfError::BadRequest("To"))?;
-        let impu = to.uri.clone();
-        if req.header("Call-ID").is_none() {
-            return Err(ScscfError::BadRequest("Call-ID"));
+        let impu = match req.to_addr() {
+            Some(Ok(to)) => to.uri.to_string(),
+            _ => return Err(ScscfError::BadRequest("To")),
+        };
+        let call_id = req.call_id().ok_or(ScscfError::BadRequest("Call-ID"))?;
+        if !matches!(req.cseq(), Some(Ok(_))) {
+            return Err(ScscfError::BadRequest("CSeq"));
         }
-        req.cseq().ok_or(ScscfError::BadRequest("CSeq"))?;
         // RFC 4475 §3.3.7: an unknown scheme is as good as no credentials: challenge.
         let creds = req
-            .headers_named("Authorization")
-            .filter_map(Credentials::parse)
+            .header_values(HeaderName::Authorization)
+            .filter_map(|v| Credentials::parse(v).ok())
             .find(Credentials::is_digest);
+        let get = |c: &Credentials<'_>, n: &str| -> Option<String> {
+            c.params.get_unquoted(n).map(|v| v.into_owned())
+        };
         let impi = creds
             .as_ref()
-            .and_then(|c| c.username().map(str::to_string))
+            .and_then(|c| get(c, "username"))
+            .filter(|u| !u.is_empty())
             .unwrap_or_else(|| impi_from_impu(&impu));
         let realm = self
             .settings
             .realm
             .clone()
             .unwrap_or_else(|| host_of_impu(&impu));
-        let want_md5 = creds.as_ref().is_some_and(Credentials::wants_md5);
+        let want_md5 = creds
+            .as_ref()
+            .and_then(|c| c.algorithm())
+            .is_some_and(|a| a.eq_ignore_ascii_case("MD5"));
 
         let Some(c) = creds else {
             return self
                 .challenge(req, &impi, &impu, &realm, false, false, None)
                 .await;
         };
-        let Some(nonce) = c.nonce().map(str::to_string) else {
+        let Some(nonce) = get(&c, "nonce").filter(|n| !n.is_empty()) else {
             return self
                 .challenge(req, &impi, &impu, &realm, want_md5, false, None)
                 .await;
         };
-        if let Some(auts) = c.get("auts") {
+        if let Some(auts) = c.auts() {
             // RFC 3310 §3.4 / TS 33.203 §6.3.3: MAR with RAND ‖ AUTS.
-            let auts = decode_auts(auts).ok_or(ScscfError::BadRequest("auts"))?;
+            let auts = decode_auts(&auts).ok_or(ScscfError::BadRequest("auts"))?;
             let rand = decode_nonce(&nonce)
                 .filter(|n| n.len() >= 16)
                 .map(|n| n[..16].to_vec())
                 .ok_or(ScscfError::BadRequest("nonce"))?;
             self.lock().challenges.remove(&nonce);
-            info!(call_id = req.call_id(), impi = %impi, "AKA re-synchronisation requested (auts)");
+            info!(call_id, impi = %impi, "AKA re-synchronisation requested (auts)");
             let mut resync = rand;
             resync.extend_from_slice(&auts);
             return self
                 .challenge(req, &impi, &impu, &realm, false, false, Some(resync))
                 .await;
         }
-        let Some(response) = c.response().map(str::to_string) else {
+        let Some(response) = get(&c, "response").filter(|r| !r.is_empty()) else {
             return self
                 .challenge(req, &impi, &impu, &realm, want_md5, false, None)
                 .await;
@@ -165,10 +169,7 @@ impl Core {
             st.challenges.get(&nonce).cloned()
         };
         let Some(p) = pending.filter(|p| p.expires > Instant::now()) else {
-            debug!(
-                call_id = req.call_id(),
-                "unknown or expired nonce: stale challenge"
-            );
+            debug!(call_id, "unknown or expired nonce: stale challenge");
             self.lock().challenges.remove(&nonce);
             return self
                 .challenge(req, &impi, &impu, &realm, want_md5, true, None)
@@ -177,24 +178,29 @@ impl Core {
         if p.impi != impi {
             return Err(ScscfError::AuthFailed("username does not own this nonce"));
         }
-        let uri = c.get("uri").ok_or(ScscfError::BadRequest("digest uri"))?;
+        let uri = get(&c, "uri").ok_or(ScscfError::BadRequest("digest uri"))?;
         let h1 = match &p.secret {
             Secret::Xres(x) => ha1(&impi, &p.realm, x),
             Secret::Ha1(h) => h.to_ascii_lowercase(),
         };
-        let qop = match c.get("qop") {
-            Some(q) if !q.is_empty() => Some(QopFields {
+        let qop_v = get(&c, "qop").filter(|q| !q.is_empty());
+        let nc_v = get(&c, "nc");
+        let cnonce_v = get(&c, "cnonce");
+        let qop = match &qop_v {
+            Some(q) => Some(QopFields {
                 qop: q,
-                nc: c.get("nc").ok_or(ScscfError::BadRequest("nc"))?,
-                cnonce: c.get("cnonce").ok_or(ScscfError::BadRequest("cnonce"))?,
+                nc: nc_v.as_deref().ok_or(ScscfError::BadRequest("nc"))?,
+                cnonce: cnonce_v
+                    .as_deref()
+                    .ok_or(ScscfError::BadRequest("cnonce"))?,
             }),
-            _ => None,
+            None => None,
         };
-        let method = req.method().unwrap_or("REGISTER");
-        let expected = request_digest(&h1, &nonce, qop, &ha2(method, uri));
+        let method = req.method().map(|m| m.as_str()).unwrap_or("REGISTER");
+        let expected = request_digest(&h1, &nonce, qop, &ha2(method, &uri));
         if !hex_eq(&expected, &response) {
             self.lock().challenges.remove(&nonce);
-            warn!(call_id = req.call_id(), impi = %impi, "digest response wrong: 403, no binding");
+            warn!(call_id, impi = %impi, "digest response wrong: 403, no binding");
             return Err(ScscfError::AuthFailed("wrong digest response"));
         }
         // Replay protection: nc must grow; without qop a nonce is good once.
@@ -221,7 +227,7 @@ impl Core {
                 .challenge(req, &impi, &impu, &realm, want_md5, true, None)
                 .await;
         }
-        info!(call_id = req.call_id(), impi = %impi, impu = %impu, "authenticated");
+        info!(call_id, impi = %impi, impu = %impu, "authenticated");
         self.update_bindings(req, &impi, &impu, now).await
     }
 
@@ -285,13 +291,11 @@ impl Core {
                 },
             );
         }
-        let mut r = req.response(401, "Unauthorized", Some(&local_tag(req)));
-        r.push("WWW-Authenticate", challenge.www_authenticate(realm, stale));
-        info!(call_id = req.call_id(), impi = %impi, stale, ?challenge, "401 challenge");
-        Ok(Outcome {
-            response: r,
-            notifies: Vec::new(),
-        })
+        let r = ResponseBuilder::new(req, StatusCode::UNAUTHORIZED)
+            .to_tag(local_tag(req))
+            .header("WWW-Authenticate", challenge.www_authenticate(realm, stale));
+        info!(call_id = req.call_id().unwrap_or("-"), impi = %impi, stale, ?challenge, "401 challenge");
+        Ok(Outcome::response(respond(r, req)))
     }
 
     async fn cx_mar(&self, req: MarRequest) -> Result<Vec<AuthVector>, CxError> {
@@ -301,12 +305,15 @@ impl Core {
         }
     }
 
-    fn contacts_request(&self, req: &Message) -> Result<ContactsReq, ScscfError> {
-        let values = req.header_values("Contact");
-        if values.is_empty() {
+    fn contacts_request<'m>(&self, req: &'m Message) -> Result<ContactsReq<'m>, ScscfError> {
+        let mut lines = Vec::new();
+        for c in req.typed_all::<ContactHeader<'m>>() {
+            lines.push(c.map_err(|_| ScscfError::BadRequest("Contact"))?);
+        }
+        if lines.is_empty() {
             return Ok(ContactsReq::Fetch);
         }
-        let hdr_expires: Option<u32> = match req.header("Expires") {
+        let hdr_expires: Option<u32> = match req.header(HeaderName::Expires) {
             Some(v) => Some(
                 v.trim()
                     .parse()
@@ -314,18 +321,23 @@ impl Core {
             ),
             None => None,
         };
-        if values.iter().any(|v| v.trim() == "*") {
-            if values.len() != 1 || hdr_expires != Some(0) {
+        if lines.iter().any(|c| matches!(c, ContactHeader::Star)) {
+            if lines.len() != 1 || hdr_expires != Some(0) {
                 return Err(ScscfError::BadRequest("Contact: * needs Expires: 0"));
             }
             return Ok(ContactsReq::Star);
         }
-        let mut list = Vec::with_capacity(values.len());
-        for v in values {
-            let na = NameAddr::parse(&v).ok_or(ScscfError::BadRequest("Contact"))?;
+        let addrs: Vec<NameAddr<'m>> = lines
+            .into_iter()
+            .flat_map(|c| match c {
+                ContactHeader::Addrs(v) => v,
+                ContactHeader::Star => Vec::new(),
+            })
+            .collect();
+        let mut list = Vec::with_capacity(addrs.len());
+        for na in addrs {
             let e = na
-                .param("expires")
-                .and_then(|e| e.trim().parse::<u32>().ok())
+                .expires()
                 .or(hdr_expires)
                 .unwrap_or(self.settings.default_expires);
             if e != 0 && e < self.settings.min_expires {
@@ -348,9 +360,15 @@ impl Core {
         impu: &str,
         now: u64,
     ) -> Result<Outcome, ScscfError> {
-        let call_id = req.call_id().to_string();
-        let cseq = req.cseq().map(|c| c.0).unwrap_or(0);
-        let path = req.header_values("Path");
+        let call_id = req.call_id().unwrap_or("").to_string();
+        let cseq = match req.cseq() {
+            Some(Ok(c)) => c.seq,
+            _ => 0,
+        };
+        let path: Vec<String> = req
+            .header_elements(HeaderName::Path)
+            .map(str::to_string)
+            .collect();
         let creq = self.contacts_request(req)?;
         let _serial = self.lock_impu(impu).await;
         let existing = self.registration(impu);
@@ -370,7 +388,8 @@ impl Core {
             }
             ContactsReq::List(list) => {
                 for cr in list {
-                    let (key, instance, reg_id) = binding_key(&cr.na);
+                    let uri = cr.na.uri.to_string();
+                    let (key, instance, reg_id) = binding_key(&cr.na, &uri);
                     let pos = contacts.iter().position(|c| c.key == key);
                     if let Some(i) = pos {
                         let old = &contacts[i];
@@ -392,7 +411,7 @@ impl Core {
                                 ContactEvent::Refreshed
                             };
                             c.expires_at = new_exp;
-                            c.uri = cr.na.uri.clone();
+                            c.uri = uri;
                             c.params = params_text(&cr.na);
                             c.path = path.clone();
                             c.call_id = call_id.clone();
@@ -400,7 +419,7 @@ impl Core {
                         }
                         (None, e) => contacts.push(Contact {
                             key,
-                            uri: cr.na.uri.clone(),
+                            uri,
                             params: params_text(&cr.na),
                             instance,
                             reg_id,
@@ -491,18 +510,18 @@ impl Core {
             (ops, notifies, reg)
         };
         self.persist(ops).await;
-        let mut r = req.response(200, "OK", Some(&local_tag(req)));
+        let mut r = ResponseBuilder::new(req, StatusCode::OK).to_tag(local_tag(req));
         for c in &reg_after.contacts {
-            r.push(
+            r = r.header(
                 "Contact",
-                format!("<{}>{};expires={}", c.uri, c.params, c.remaining(now)),
+                format_args!("<{}>{};expires={}", c.uri, c.params, c.remaining(now)),
             );
         }
         for p in &path {
-            r.push("Path", p.clone());
+            r = r.header("Path", p);
         }
         if has {
-            r.push("Service-Route", self.settings.service_route());
+            r = r.header("Service-Route", self.settings.service_route());
             // The registered IMPU first, then the rest of the set (TS 24.229 §5.4.1.2.2).
             let pau: Vec<String> = std::iter::once(impu)
                 .chain(
@@ -514,12 +533,12 @@ impl Core {
                 )
                 .map(|i| format!("<{i}>"))
                 .collect();
-            r.push("P-Associated-URI", pau.join(", "));
+            r = r.header("P-Associated-URI", pau.join(", "));
         }
-        r.push("Date", httpdate(now));
+        r = r.header("Date", httpdate(now));
         info!(call_id = %call_id, impu = %impu, contacts = reg_after.contacts.len(), sar = ?sat, "200 OK to REGISTER");
         Ok(Outcome {
-            response: r,
+            response: respond(r, req),
             notifies,
         })
     }
@@ -527,10 +546,10 @@ impl Core {
 
 /// A To tag derived from the request (stable across retransmissions).
 pub(crate) fn local_tag(req: &Message) -> String {
-    let via = req.header("Via").unwrap_or("");
+    let via = req.header(HeaderName::Via).unwrap_or("");
     format!(
         "{:x}",
-        crate::model::fnv64(&[req.call_id(), via]) & 0xffff_ffff_ffff
+        crate::model::fnv64(&[req.call_id().unwrap_or(""), via]) & 0xffff_ffff_ffff
     )
 }
 

@@ -1,23 +1,38 @@
-//! The S-CSCF SIP service on tokio: a UDP socket, RFC 3261 §17.2.2 non-INVITE server
-//! transactions (retransmissions answered from a cache for Timer J = 64·T1), §17.1.2
-//! non-INVITE client transactions for NOTIFY (Timer E retransmission, Timer F timeout),
-//! §18.2.2 response routing along the top Via (`received`/`rport`), the expiry timer,
-//! and the store writer. Everything protocol-level is in [`crate::core`].
+//! The S-CSCF SIP service on tokio, on the workspace SIP stack:
+//! `ims_sip_transport::TransportLayer` (UDP and TCP, RFC 3261 §18 framing, `received` /
+//! `rport` per RFC 3581, 400 to unparsable requests) under a
+//! `transaction::TransactionLayer` (RFC 3261 §17). Every REGISTER, SUBSCRIBE, OPTIONS …
+//! runs in a non-INVITE server transaction (§17.2.2), so a retransmission — while the
+//! MAR/SAR is still out or after the answer — is absorbed and answered with the same
+//! response, never handled twice. Each NOTIFY is a non-INVITE client transaction
+//! (§17.1.2: Timer E retransmission over UDP, Timer F timeout), whose outcome goes back to
+//! the core (RFC 6665 §4.2.2: a failed NOTIFY ends its subscription).
+//!
+//! Besides that this module only runs the expiry tick and the store writer; everything
+//! protocol-level is in [`crate::core`].
 
-use crate::core::Core;
+use crate::core::{Core, Outcome};
 use crate::cx::Cx;
-use crate::model::fnv64;
-use crate::notifier::RtrReason;
-use crate::settings::{host_port_of, Settings};
-use crate::sip::{param_of, Message, NameAddr, StartLine};
+use crate::notifier::{Notify, RtrReason};
+use crate::registrar::local_tag;
+use crate::settings::Settings;
 use crate::store::{Store, StoreError, WriterHandle};
-use std::collections::HashMap;
+use ims_sip_core::builder::{new_branch, ResponseBuilder};
+use ims_sip_core::uri::Uri;
+use ims_sip_core::{Message, Method, StatusCode};
+use ims_sip_transport::transaction::{
+    ResponseRouting, TimerConfig, TransactionLayer, TransactionOptions,
+};
+use ims_sip_transport::{
+    channel, transport_for_size, Incoming, Target, Transport, TransportError, TransportLayer,
+    TransportOptions,
+};
 use std::future::Future;
-use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-use tokio::net::UdpSocket;
-use tokio::sync::{mpsc, oneshot};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use tokio::net::{TcpListener, UdpSocket};
+use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 
 /// Current UNIX time in seconds.
@@ -38,31 +53,26 @@ pub enum ServiceError {
     /// Socket error.
     #[error("socket: {0}")]
     Io(#[from] std::io::Error),
+    /// The SIP transport could not bind or adopt a socket.
+    #[error("SIP transport: {0}")]
+    Transport(#[from] TransportError),
 }
 
-/// SIP timer values (RFC 3261 §17.1.1.1).
-#[derive(Debug, Clone, Copy)]
-pub struct SipTimers {
-    /// T1.
-    pub t1: Duration,
-    /// T2.
-    pub t2: Duration,
-}
+/// SIP timer values (RFC 3261 §17.1.1.1 T1, T2, T4): the transaction layer's.
+pub type SipTimers = TimerConfig;
 
-impl Default for SipTimers {
-    fn default() -> Self {
-        SipTimers {
-            t1: Duration::from_millis(500),
-            t2: Duration::from_secs(4),
-        }
-    }
-}
+/// Requests from the transport waiting for the service (beyond it: dropped and logged;
+/// UDP senders retransmit).
+const INCOMING_QUEUE: usize = 16_384;
+
+/// Methods the S-CSCF serves (`Allow` of OPTIONS and 501).
+const ALLOW: &str = "REGISTER, SUBSCRIBE, OPTIONS, ACK";
 
 /// A clonable handle for things that happen outside SIP: HSS-initiated RTR and queries.
 #[derive(Clone)]
 pub struct ScscfHandle {
     core: Arc<Core>,
-    out_tx: mpsc::UnboundedSender<Message>,
+    out_tx: mpsc::UnboundedSender<Notify>,
 }
 
 impl ScscfHandle {
@@ -91,12 +101,13 @@ impl ScscfHandle {
     }
 }
 
-/// The S-CSCF node: construct with [`Scscf::new`], then [`Scscf::run`].
+/// The S-CSCF node: construct with [`Scscf::new`], then [`Scscf::run`] (sockets given)
+/// or [`Scscf::serve`] (a transport with its listeners bound).
 pub struct Scscf {
     core: Arc<Core>,
     writer: Option<WriterHandle>,
-    out_tx: mpsc::UnboundedSender<Message>,
-    out_rx: mpsc::UnboundedReceiver<Message>,
+    out_tx: mpsc::UnboundedSender<Notify>,
+    out_rx: mpsc::UnboundedReceiver<Notify>,
     timers: SipTimers,
 }
 
@@ -135,13 +146,13 @@ impl Scscf {
         })
     }
 
-    /// Uses other SIP timers (tests).
+    /// Uses other SIP timers (from `[timers]`, or short ones in tests).
     pub fn with_timers(mut self, timers: SipTimers) -> Scscf {
         self.timers = timers;
         self
     }
 
-    /// A handle for RTR and queries, usable while [`Scscf::run`] runs.
+    /// A handle for RTR and queries, usable while the node runs.
     pub fn handle(&self) -> ScscfHandle {
         ScscfHandle {
             core: self.core.clone(),
@@ -159,11 +170,27 @@ impl Scscf {
     }
 
     /// Serves SIP on a UDP socket and optionally a TCP listener (requests over TCP are
-    /// answered on their connection; NOTIFYs go out over UDP).
+    /// answered on their connection).
     pub async fn run_with_tcp(
         self,
         socket: UdpSocket,
-        tcp: Option<tokio::net::TcpListener>,
+        tcp: Option<TcpListener>,
+        shutdown: impl Future<Output = ()>,
+    ) -> Result<(), ServiceError> {
+        let transport = TransportLayer::without_handler(TransportOptions::default());
+        transport.add_udp_socket(socket)?;
+        if let Some(l) = tcp {
+            transport.add_tcp_listener(l)?;
+        }
+        self.serve(transport, shutdown).await
+    }
+
+    /// Serves SIP on `transport` (created with [`TransportLayer::without_handler`], its
+    /// sockets bound) until `shutdown` resolves; then closes the sockets and flushes the
+    /// store.
+    pub async fn serve(
+        self,
+        transport: TransportLayer,
         shutdown: impl Future<Output = ()>,
     ) -> Result<(), ServiceError> {
         let Scscf {
@@ -173,63 +200,59 @@ impl Scscf {
             mut out_rx,
             timers,
         } = self;
-        let socket = Arc::new(socket);
-        let local = socket.local_addr()?;
-        let sent_by = if local.ip().is_unspecified() {
-            core.settings().host_port()
-        } else {
-            local.to_string()
+        let (upper, mut rx) = channel(INCOMING_QUEUE);
+        let options = TransactionOptions {
+            // No INVITE is served here (501); nothing to say 100 Trying for.
+            auto_trying: false,
+            forward_stray_responses: false,
+            response_routing: ResponseRouting::Via,
+        };
+        let sip = TransactionLayer::new(transport, timers, options, Arc::new(upper));
+        let locals = sip.transport().local_addrs();
+        let sent_by = |t: Transport| {
+            locals
+                .iter()
+                .find(|(x, _)| *x == t)
+                .or_else(|| locals.first())
+                .map(|(_, a)| {
+                    if a.ip().is_unspecified() {
+                        core.settings().host_port()
+                    } else {
+                        a.to_string()
+                    }
+                })
+                .unwrap_or_else(|| core.settings().host_port())
         };
         let node = Arc::new(Node {
             core: core.clone(),
-            socket: socket.clone(),
-            sent_by,
-            timers,
-            server_tsx: Mutex::new(HashMap::new()),
-            client_tsx: Arc::new(Mutex::new(HashMap::new())),
+            sent_by_udp: sent_by(Transport::Udp),
+            sent_by_tcp: sent_by(Transport::Tcp),
+            udp_size_limit: sip.transport().options().udp_size_limit,
+            sip: sip.clone(),
         });
-        info!(%local, server_name = %core.settings().server_name, "S-CSCF listening (UDP)");
-        let mut buf = vec![0u8; 65_535];
+        info!(listen = ?locals, server_name = %core.settings().server_name, "S-CSCF listening");
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         tokio::pin!(shutdown);
-        let accept = accept_on(tcp.as_ref());
-        tokio::pin!(accept);
         loop {
             tokio::select! {
                 _ = &mut shutdown => break,
-                a = &mut accept => {
-                    accept.set(accept_on(tcp.as_ref()));
-                    if let Ok((stream, peer)) = a {
-                        let node = node.clone();
-                        tokio::spawn(async move { node.serve_tcp(stream, peer).await });
-                    }
-                }
-                r = socket.recv_from(&mut buf) => {
-                    let (n, src) = match r {
-                        Ok(x) => x,
-                        Err(e) => { debug!(error = %e, "recv error"); continue; }
-                    };
-                    let data = buf[..n].to_vec();
+                Some(inc) = rx.recv() => {
                     let node = node.clone();
-                    tokio::spawn(async move { node.on_datagram(data, src).await });
+                    tokio::spawn(async move { node.on_incoming(inc).await });
                 }
-                Some(n) = out_rx.recv() => {
-                    let node = node.clone();
-                    tokio::spawn(async move { node.send_notify(n).await });
-                }
+                Some(n) = out_rx.recv() => node.spawn_notify(n),
                 _ = tick.tick() => {
                     let node = node.clone();
                     tokio::spawn(async move {
-                        let notifies = node.core.tick(unix_now()).await;
-                        for n in notifies {
-                            node.clone().send_notify(n).await;
+                        for n in node.core.tick(unix_now()).await {
+                            node.spawn_notify(n);
                         }
-                        node.purge();
                     });
                 }
             }
         }
-        info!("S-CSCF shutting down: flushing registration store");
+        info!("S-CSCF shutting down: closing SIP sockets, flushing registration store");
+        sip.close().await;
         if let Some(w) = writer {
             w.shutdown().await;
         }
@@ -237,425 +260,190 @@ impl Scscf {
     }
 }
 
-struct ServerTsx {
-    response: Option<(Vec<u8>, SocketAddr)>,
-    until: Instant,
-}
-
 struct Node {
     core: Arc<Core>,
-    socket: Arc<UdpSocket>,
-    sent_by: String,
-    timers: SipTimers,
-    server_tsx: Mutex<HashMap<String, ServerTsx>>,
-    client_tsx: Arc<Mutex<HashMap<String, oneshot::Sender<u16>>>>,
-}
-
-/// Where a response goes (RFC 3261 §18.2.2, RFC 3581 §4).
-fn response_target(req: &Message, src: SocketAddr) -> Option<SocketAddr> {
-    let via = req.header_values("Via").into_iter().next()?;
-    let params = crate::sip::parse_params(via.split_once(';').map(|x| x.1).unwrap_or(""));
-    let p = |n: &str| params.iter().find(|(k, _)| k == n).map(|(_, v)| v.clone());
-    if let Some(rport) = p("rport") {
-        if let Some(port) = rport.and_then(|r| r.parse::<u16>().ok()) {
-            let ip = p("received")
-                .flatten()
-                .and_then(|r| r.parse().ok())
-                .unwrap_or(src.ip());
-            return Some(SocketAddr::new(ip, port));
-        }
-        return Some(src);
-    }
-    let sent_by = via
-        .split_whitespace()
-        .nth(1)?
-        .split(';')
-        .next()?
-        .to_string();
-    let (host, port) = split_host_port(&sent_by);
-    let ip = p("received")
-        .flatten()
-        .and_then(|r| r.parse().ok())
-        .or_else(|| host.parse().ok())
-        .unwrap_or(src.ip());
-    Some(SocketAddr::new(ip, port.unwrap_or(5060)))
-}
-
-fn split_host_port(hp: &str) -> (String, Option<u16>) {
-    if let Some(rest) = hp.strip_prefix('[') {
-        let (h, tail) = rest.split_once(']').unwrap_or((rest, ""));
-        return (
-            h.to_string(),
-            tail.strip_prefix(':').and_then(|p| p.parse().ok()),
-        );
-    }
-    match hp.rsplit_once(':') {
-        Some((h, p)) if !h.contains(':') => (h.to_string(), p.parse().ok()),
-        _ => (hp.to_string(), None),
-    }
-}
-
-async fn resolve(uri: &str) -> Option<SocketAddr> {
-    let hp = host_port_of(uri);
-    let (host, port) = split_host_port(&hp);
-    let port = port.unwrap_or(5060);
-    if let Ok(ip) = host.parse() {
-        return Some(SocketAddr::new(ip, port));
-    }
-    let mut addrs = tokio::net::lookup_host((host.as_str(), port)).await.ok()?;
-    addrs.next()
-}
-
-async fn accept_on(
-    l: Option<&tokio::net::TcpListener>,
-) -> std::io::Result<(tokio::net::TcpStream, SocketAddr)> {
-    match l {
-        Some(l) => l.accept().await,
-        None => std::future::pending().await,
-    }
-}
-
-/// Length of the first complete message in a stream buffer (leading CRLF keep-alives
-/// count as a message of their own), or `None` if more bytes are needed.
-fn frame_len(buf: &[u8]) -> Option<usize> {
-    let ws = buf
-        .iter()
-        .take_while(|b| **b == b'\r' || **b == b'\n')
-        .count();
-    if ws > 0 {
-        return Some(ws);
-    }
-    let end = buf.windows(4).position(|w| w == b"\r\n\r\n")? + 4;
-    let head = String::from_utf8_lossy(&buf[..end]);
-    let mut cl = 0usize;
-    for line in head.split("\r\n") {
-        if let Some((n, v)) = line.split_once(':') {
-            let n = n.trim();
-            if n.eq_ignore_ascii_case("content-length") || n.eq_ignore_ascii_case("l") {
-                cl = v.trim().parse().unwrap_or(0);
-            }
-        }
-    }
-    (buf.len() >= end + cl).then_some(end + cl)
-}
-
-fn top_branch(m: &Message) -> String {
-    m.header_values("Via")
-        .into_iter()
-        .next()
-        .and_then(|v| {
-            crate::sip::parse_params(v.split_once(';').map(|x| x.1).unwrap_or(""))
-                .into_iter()
-                .find(|(k, _)| k == "branch")
-                .and_then(|(_, v)| v)
-        })
-        .unwrap_or_default()
+    sip: TransactionLayer,
+    /// Via sent-by of NOTIFYs over UDP / TCP.
+    sent_by_udp: String,
+    sent_by_tcp: String,
+    /// RFC 3261 §18.1.1 threshold: larger NOTIFYs go over TCP.
+    udp_size_limit: usize,
 }
 
 impl Node {
-    async fn on_datagram(self: Arc<Self>, data: Vec<u8>, src: SocketAddr) {
-        if data.iter().all(|b| b.is_ascii_whitespace()) {
-            return; // RFC 5626 keep-alive
-        }
-        let msg = match Message::parse(&data) {
-            Ok(m) => m,
-            Err(e) => {
-                warn!(%src, error = %e, "unparsable SIP message dropped");
-                return;
-            }
-        };
-        match &msg.start {
-            StartLine::Response { code, .. } => self.on_response(&msg, *code),
-            StartLine::Request { method, .. } => {
-                let method = method.clone();
-                self.on_request(msg, &method, src).await
-            }
-        }
-    }
-
-    fn on_response(&self, msg: &Message, code: u16) {
-        if code < 200 {
-            return;
-        }
-        let branch = top_branch(msg);
-        let tx = self
-            .client_tsx
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&branch);
-        match tx {
-            Some(tx) => {
-                let _ = tx.send(code);
-            }
-            None => debug!(
-                call_id = msg.call_id(),
-                code, "response matches no transaction"
-            ),
-        }
-    }
-
-    async fn on_request(&self, msg: Message, method: &str, src: SocketAddr) {
-        let call_id = msg.call_id().to_string();
-        let Some(target) = response_target(&msg, src) else {
-            warn!(call_id = %call_id, %src, "request without Via dropped");
+    /// One message from the transaction layer: a new request in its server transaction,
+    /// an ACK, or a response that matches no client transaction any more.
+    async fn on_incoming(self: Arc<Self>, inc: Incoming) {
+        let Some(method) = inc.message.method() else {
+            debug!(call_id = inc.call_id(), "late response to a NOTIFY dropped");
             return;
         };
-        if let Some((bytes, notifies)) = self.handle_request(msg, method, src, Some(target)).await {
-            self.send(&bytes, target, &call_id).await;
-            for n in notifies {
-                self.send_notify_ref(n).await;
-            }
-        }
-    }
-
-    /// Runs a request through its server transaction; returns the response bytes (none for
-    /// ACK or an absorbed retransmission) and the NOTIFYs to send after it.
-    async fn handle_request(
-        &self,
-        msg: Message,
-        method: &str,
-        src: SocketAddr,
-        udp_target: Option<SocketAddr>,
-    ) -> Option<(Vec<u8>, Vec<Message>)> {
-        if method == "ACK" {
-            return None;
-        }
-        let call_id = msg.call_id().to_string();
-        if msg.header("Via").is_none()
-            || msg.header("From").is_none()
-            || msg.header("To").is_none()
-            || msg.cseq().is_none()
-            || msg.header("Call-ID").is_none()
-        {
-            let r = msg.response(400, "Bad Request", None);
-            return Some((r.to_bytes(), Vec::new()));
-        }
-        let key = format!("{}|{}|{}", top_branch(&msg), method, fnv64(&[&call_id]));
-        {
-            let mut st = self.server_tsx.lock().unwrap_or_else(|p| p.into_inner());
-            if let Some(t) = st.get(&key) {
-                let cached = t.response.clone();
-                drop(st);
-                debug!(call_id = %call_id, "retransmission absorbed by the server transaction");
-                return cached.map(|(b, _)| (b, Vec::new()));
-            }
-            st.insert(
-                key.clone(),
-                ServerTsx {
-                    response: None,
-                    until: Instant::now() + self.timers.t1 * 64,
-                },
-            );
-        }
-        debug!(call_id = %call_id, method, %src, "request received");
         let now = unix_now();
         let outcome = match method {
-            "REGISTER" => self.core.register(&msg, now).await,
-            "SUBSCRIBE" => self.core.subscribe(&msg, now).await,
-            _ => {
-                let mf = msg
-                    .header("Max-Forwards")
-                    .and_then(|v| v.trim().parse::<u32>().ok());
-                let r = match (method, mf) {
-                    (_, Some(0)) => msg.response(483, "Too Many Hops", None),
-                    ("OPTIONS", _) => {
-                        let mut r = msg.response(200, "OK", Some("opt"));
-                        r.push("Allow", "REGISTER, SUBSCRIBE, OPTIONS, ACK");
-                        r
-                    }
-                    _ => {
-                        let mut r = msg.response(501, "Not Implemented", None);
-                        r.push("Allow", "REGISTER, SUBSCRIBE, OPTIONS, ACK");
-                        r
-                    }
-                };
-                crate::core::Outcome {
-                    response: r,
-                    notifies: Vec::new(),
-                }
-            }
+            Method::Ack => return,
+            Method::Register => self.core.register(&inc.message, now).await,
+            Method::Subscribe => self.core.subscribe(&inc.message, now).await,
+            other => Outcome::response(other_method(&inc.message, other)),
         };
-        let bytes = outcome.response.to_bytes();
-        if let Some(t) = self
-            .server_tsx
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get_mut(&key)
-        {
-            t.response = Some((bytes.clone(), udp_target.unwrap_or(src)));
+        if let Err(e) = self.sip.respond(&inc, &outcome.response).await {
+            warn!(call_id = inc.call_id(), source = %inc.source, error = %e, "response not sent");
         }
-        Some((bytes, outcome.notifies))
-    }
-
-    /// Serves one TCP connection: Content-Length framing (RFC 3261 §18.3), responses on
-    /// the same connection.
-    async fn serve_tcp(self: Arc<Self>, stream: tokio::net::TcpStream, peer: SocketAddr) {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let (mut rd, mut wr) = stream.into_split();
-        let mut buf: Vec<u8> = Vec::with_capacity(8192);
-        let mut chunk = vec![0u8; 16_384];
-        loop {
-            while let Some(len) = frame_len(&buf) {
-                let data: Vec<u8> = buf.drain(..len).collect();
-                if data.iter().all(|b| b.is_ascii_whitespace()) {
-                    continue;
-                }
-                let msg = match Message::parse(&data) {
-                    Ok(m) => m,
-                    Err(e) => {
-                        warn!(%peer, error = %e, "unparsable SIP message on TCP: closing");
-                        return;
-                    }
-                };
-                match &msg.start {
-                    StartLine::Response { code, .. } => self.on_response(&msg, *code),
-                    StartLine::Request { method, .. } => {
-                        let method = method.clone();
-                        if let Some((bytes, notifies)) =
-                            self.handle_request(msg, &method, peer, None).await
-                        {
-                            if wr.write_all(&bytes).await.is_err() {
-                                return;
-                            }
-                            for n in notifies {
-                                self.send_notify_ref(n).await;
-                            }
-                        }
-                    }
-                }
-            }
-            if buf.len() > 1 << 20 {
-                warn!(%peer, "oversized SIP message on TCP: closing");
-                return;
-            }
-            match rd.read(&mut chunk).await {
-                Ok(0) | Err(_) => return,
-                Ok(n) => buf.extend_from_slice(&chunk[..n]),
-            }
+        for n in outcome.notifies {
+            self.spawn_notify(n);
         }
     }
 
-    async fn send(&self, bytes: &[u8], dest: SocketAddr, call_id: &str) {
-        if let Err(e) = self.socket.send_to(bytes, dest).await {
-            warn!(call_id, %dest, error = %e, "send failed");
-        }
+    fn spawn_notify(self: &Arc<Self>, n: Notify) {
+        let node = self.clone();
+        tokio::spawn(async move { node.send_notify(n).await });
     }
 
-    async fn send_notify(self: Arc<Self>, n: Message) {
-        self.send_notify_ref(n).await
-    }
-
-    /// Sends a NOTIFY as a non-INVITE client transaction (spawned, so callers don't wait).
-    async fn send_notify_ref(&self, mut n: Message) {
-        let call_id = n.call_id().to_string();
-        let dest_uri = match n.header("Route") {
-            Some(r) => NameAddr::parse(r).map(|x| x.uri).unwrap_or_default(),
-            None => match &n.start {
-                StartLine::Request { uri, .. } => uri.clone(),
-                StartLine::Response { .. } => return,
-            },
-        };
-        let Some(dest) = resolve(&dest_uri).await else {
-            warn!(call_id = %call_id, uri = %dest_uri, "NOTIFY target not resolvable");
+    /// Sends one NOTIFY in a client transaction and reports its outcome to the core.
+    async fn send_notify(&self, n: Notify) {
+        let hop = n.next_hop();
+        let Some((wanted, dest)) = resolve(&hop).await else {
+            warn!(subscription = %n.subscription, call_id = %n.call_id, uri = %hop, "NOTIFY target not resolvable");
             return;
         };
-        let branch = format!("z9hG4bK{:016x}", rand::random::<u64>());
-        n.headers.insert(
-            0,
-            crate::sip::Header {
-                name: "Via".into(),
-                value: format!("SIP/2.0/UDP {};branch={branch};rport", self.sent_by),
-            },
-        );
-        let from_tag = n
-            .header("From")
-            .and_then(|f| param_of(f, "tag"))
-            .unwrap_or_default();
-        let to_tag = n
-            .header("To")
-            .and_then(|f| param_of(f, "tag"))
-            .unwrap_or_default();
-        let bytes = n.to_bytes();
-        let (tx, mut rx) = oneshot::channel();
-        self.client_tsx
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(branch.clone(), tx);
-        let socket = self.socket.clone();
-        let core = self.core.clone();
-        let timers = self.timers;
-        let tsx = self.client_tsx.clone();
-        let state = n.header("Subscription-State").unwrap_or("").to_string();
-        info!(call_id = %call_id, %dest, state = %state, "NOTIFY reg sent");
-        tokio::spawn(async move {
-            let deadline = tokio::time::Instant::now() + timers.t1 * 64;
-            let mut interval = timers.t1;
-            let code = loop {
-                if let Err(e) = socket.send_to(&bytes, dest).await {
-                    warn!(call_id = %call_id, error = %e, "NOTIFY send failed");
-                }
-                let wait = tokio::time::sleep_until(
-                    (tokio::time::Instant::now() + interval).min(deadline),
-                );
-                tokio::select! {
-                    r = &mut rx => break r.unwrap_or(408),
-                    _ = wait => {
-                        if tokio::time::Instant::now() >= deadline { break 408; }
-                        interval = (interval * 2).min(timers.t2);
+        let Some(udp) = self.build_notify(&n, Transport::Udp) else {
+            return;
+        };
+        let mut result = None;
+        // RFC 3261 §18.1.1: too large for UDP → TCP; if TCP cannot connect, UDP after all.
+        if transport_for_size(udp.len(), wanted, self.udp_size_limit) == Transport::Tcp {
+            if let Some(tcp) = self.build_notify(&n, Transport::Tcp) {
+                let r = self.transact_notify(&n, tcp, Transport::Tcp, dest).await;
+                match r {
+                    Err(TransportError::Timeout) | Ok(_) => result = Some(r),
+                    Err(e) if wanted == Transport::Udp => {
+                        debug!(subscription = %n.subscription, error = %e, "NOTIFY over TCP failed: retrying over UDP");
                     }
+                    Err(e) => result = Some(Err(e)),
                 }
-            };
-            tsx.lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .remove(&branch);
-            if code >= 300 {
-                warn!(call_id = %call_id, code, "NOTIFY failed");
             }
-            core.notify_result(&call_id, &from_tag, &to_tag, code).await;
-        });
+        }
+        let result = match result {
+            Some(r) => r,
+            None => self.transact_notify(&n, udp, Transport::Udp, dest).await,
+        };
+        let code = match result {
+            Ok(resp) => resp.status().map(StatusCode::as_u16).unwrap_or(500),
+            Err(TransportError::Timeout) => {
+                warn!(
+                    subscription = %n.subscription,
+                    call_id = %n.call_id,
+                    %dest,
+                    "NOTIFY timed out: no final response within Timer F (64·T1)"
+                );
+                408
+            }
+            Err(e) => {
+                warn!(subscription = %n.subscription, call_id = %n.call_id, %dest, error = %e, "NOTIFY not delivered");
+                503
+            }
+        };
+        if code >= 300 {
+            warn!(subscription = %n.subscription, call_id = %n.call_id, code, "NOTIFY failed");
+        }
+        self.core.notify_result(&n.subscription, code).await;
     }
 
-    fn purge(&self) {
-        let now = Instant::now();
-        self.server_tsx
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .retain(|_, t| t.until > now);
+    /// The NOTIFY request with our Via for `transport` and a new branch.
+    fn build_notify(&self, n: &Notify, transport: Transport) -> Option<Message> {
+        let (via, sent_by) = match transport {
+            Transport::Udp => ("UDP", &self.sent_by_udp),
+            Transport::Tcp => ("TCP", &self.sent_by_tcp),
+        };
+        match n.to_request(via, sent_by, &new_branch()) {
+            Ok(r) => Some(r),
+            Err(e) => {
+                warn!(subscription = %n.subscription, call_id = %n.call_id, error = %e, "NOTIFY does not build");
+                None
+            }
+        }
     }
+
+    /// One client transaction: the final response, or the transaction's error.
+    async fn transact_notify(
+        &self,
+        n: &Notify,
+        req: Message,
+        transport: Transport,
+        dest: SocketAddr,
+    ) -> Result<Message, TransportError> {
+        info!(subscription = %n.subscription, call_id = %n.call_id, %dest, %transport, state = %n.state, "NOTIFY reg sent");
+        self.sip.request(req, Target::new(transport, dest)).await
+    }
+}
+
+/// The answer to a method the S-CSCF does not serve as registrar/notifier: 483 when
+/// Max-Forwards is 0, 200 with `Allow` for OPTIONS, else 501 with `Allow`.
+fn other_method(req: &Message, method: &Method) -> Message {
+    let b = if req.max_forwards() == Some(0) {
+        ResponseBuilder::new(req, StatusCode::TOO_MANY_HOPS)
+    } else if *method == Method::Options {
+        ResponseBuilder::new(req, StatusCode::OK).header("Allow", ALLOW)
+    } else {
+        ResponseBuilder::new(req, StatusCode::NOT_IMPLEMENTED).header("Allow", ALLOW)
+    };
+    crate::core::respond(b.to_tag(local_tag(req)), req)
+}
+
+/// Transport and address of a next-hop URI (RFC 3263 reduced to A/AAAA lookups: the
+/// `transport` parameter, else UDP; the port, else 5060).
+async fn resolve(uri: &str) -> Option<(Transport, SocketAddr)> {
+    let parsed = Uri::parse(uri).ok()?;
+    let sip = parsed.as_sip()?;
+    let transport = match sip.transport() {
+        Some(t) if t.eq_ignore_ascii_case("tcp") => Transport::Tcp,
+        _ => Transport::Udp,
+    };
+    let port = sip.port.unwrap_or(5060);
+    let host = sip.host.to_string();
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    if let Ok(ip) = bare.parse::<IpAddr>() {
+        return Some((transport, SocketAddr::new(ip, port)));
+    }
+    let mut addrs = tokio::net::lookup_host((bare, port)).await.ok()?;
+    addrs.next().map(|a| (transport, a))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    #[tokio::test]
+    async fn next_hop_resolution() {
+        assert_eq!(
+            resolve("sip:alice@127.0.0.1:5070").await,
+            Some((Transport::Udp, "127.0.0.1:5070".parse().unwrap()))
+        );
+        assert_eq!(
+            resolve("sip:mo@127.0.0.2;lr;transport=TCP").await,
+            Some((Transport::Tcp, "127.0.0.2:5060".parse().unwrap()))
+        );
+        assert_eq!(
+            resolve("sip:[::1]:5080;lr").await,
+            Some((Transport::Udp, "[::1]:5080".parse().unwrap()))
+        );
+        assert_eq!(resolve("tel:+15551234").await, None);
+    }
+
     #[test]
-    fn via_targets() {
-        let m = Message::parse(b"REGISTER sip:x SIP/2.0\r\nVia: SIP/2.0/UDP 10.0.0.1:5070;branch=z9hG4bK1;rport=6000;received=10.0.0.2\r\n\r\n").unwrap();
-        let src: SocketAddr = "127.0.0.1:1".parse().unwrap();
-        assert_eq!(
-            response_target(&m, src),
-            Some("10.0.0.2:6000".parse().unwrap())
-        );
-        let m = Message::parse(
-            b"REGISTER sip:x SIP/2.0\r\nVia: SIP/2.0/UDP 10.0.0.1:5070;branch=z9hG4bK1\r\n\r\n",
+    fn other_methods() {
+        let req = Message::parse(
+            &b"OPTIONS sip:x SIP/2.0\r\nVia: SIP/2.0/UDP 10.0.0.1;branch=z9hG4bK1\r\nFrom: <sip:a@b>;tag=1\r\nTo: <sip:x>\r\nCall-ID: o1\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 0\r\nContent-Length: 0\r\n\r\n"[..],
         )
         .unwrap();
-        assert_eq!(
-            response_target(&m, src),
-            Some("10.0.0.1:5070".parse().unwrap())
-        );
-        let m = Message::parse(
-            b"REGISTER sip:x SIP/2.0\r\nVia: SIP/2.0/UDP pcscf.test;branch=z9hG4bK1;rport\r\n\r\n",
-        )
-        .unwrap();
-        assert_eq!(response_target(&m, src), Some(src));
-        let m = Message::parse(
-            b"REGISTER sip:x SIP/2.0\r\nVia: SIP/2.0/UDP [::1]:5080;branch=z9hG4bK1\r\n\r\n",
-        )
-        .unwrap();
-        assert_eq!(
-            response_target(&m, src),
-            Some("[::1]:5080".parse().unwrap())
-        );
+        let r = other_method(&req, &Method::Options);
+        assert_eq!(r.status(), Some(StatusCode::TOO_MANY_HOPS));
+        let text =
+            String::from_utf8_lossy(req.as_bytes()).replace("Max-Forwards: 0", "Max-Forwards: 70");
+        let req = Message::parse(text.into_bytes()).unwrap();
+        let r = other_method(&req, &Method::Options);
+        assert_eq!(r.status(), Some(StatusCode::OK));
+        assert_eq!(r.header_str("Allow"), Some(ALLOW));
+        let r = other_method(&req, &Method::Invite);
+        assert_eq!(r.status(), Some(StatusCode::NOT_IMPLEMENTED));
     }
 }

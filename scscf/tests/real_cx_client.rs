@@ -9,14 +9,19 @@ use ims_diameter::transport::{LocalNode, PeerInfo, RequestHandler, Server, Serve
 use ims_hss_client::dictionary::*;
 use ims_hss_client::*;
 use ims_scscf::hss::{HssAdapter, ScscfCxEvents};
-use ims_scscf::sip::{Message, StartLine};
 use ims_scscf::testutil::*;
 use ims_scscf::{Scscf, Settings};
+use ims_sip_core::{Message, Method};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::{TcpListener, UdpSocket};
 
-struct CxServer;
+/// Answers MAR with the TS 35.208 set 1 vector and SAR with a two-IMPU set; counts MARs.
+#[derive(Default)]
+struct CxServer {
+    mars: AtomicUsize,
+}
 
 fn hexb(s: &str) -> Bytes {
     Bytes::from(hex::decode(s).unwrap())
@@ -30,6 +35,9 @@ impl RequestHandler for CxServer {
             origin_realm: "ims.test".into(),
             ..Default::default()
         };
+        if req.header.command_code == CMD_MULTIMEDIA_AUTH {
+            self.mars.fetch_add(1, Ordering::SeqCst);
+        }
         match req.header.command_code {
             CMD_MULTIMEDIA_AUTH => match MultimediaAuthRequest::from_message(&req) {
                 Err(e) => e.to_answer(&req, "hss.ims.test", "ims.test"),
@@ -85,14 +93,7 @@ async fn recv(sock: &UdpSocket) -> Message {
         .await
         .expect("an answer within 5 s")
         .unwrap();
-    Message::parse(&buf[..n]).unwrap()
-}
-
-fn code(m: &Message) -> u16 {
-    match m.start {
-        StartLine::Response { code, .. } => code,
-        StartLine::Request { .. } => 0,
-    }
+    parse(&buf[..n]).unwrap()
 }
 
 fn client_config(peer: String) -> CxClientConfig {
@@ -105,10 +106,11 @@ fn client_config(peer: String) -> CxClientConfig {
 async fn aka_registration_and_rtr_over_real_diameter() {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let hss_addr = listener.local_addr().unwrap();
+    let cx = Arc::new(CxServer::default());
     let server = Server::from_listener(
         listener,
         LocalNode::cx("hss.ims.test", "ims.test", "127.0.0.1".parse().unwrap()),
-        Arc::new(CxServer),
+        cx.clone(),
         ServerConfig::default(),
     );
     let server_handle = server.handle();
@@ -147,7 +149,12 @@ async fn aka_registration_and_rtr_over_real_diameter() {
     ue.send_to(spec.to_text().as_bytes(), addr).await.unwrap();
     let r1 = recv(&ue).await;
     assert_eq!(code(&r1), 401);
-    let www = r1.header("WWW-Authenticate").unwrap();
+    // the same REGISTER again (a UDP retransmission): the same 401, no second MAR
+    ue.send_to(spec.to_text().as_bytes(), addr).await.unwrap();
+    let r1b = recv(&ue).await;
+    assert_eq!(r1b.as_bytes(), r1.as_bytes());
+    assert_eq!(cx.mars.load(Ordering::SeqCst), 1, "one MAR at the HSS");
+    let www = r1.header_str("WWW-Authenticate").unwrap();
     assert!(www.contains(&format!("ck=\"{SET1_CK}\"")), "{www}");
     let nonce = nonce_of(www).unwrap();
     let raw = ims_scscf::auth::decode_nonce(&nonce).unwrap();
@@ -166,7 +173,7 @@ async fn aka_registration_and_rtr_over_real_diameter() {
     let r2 = recv(&ue).await;
     assert_eq!(code(&r2), 200, "{r2:?}");
     assert_eq!(
-        r2.header("P-Associated-URI"),
+        r2.header_str("P-Associated-URI"),
         Some("<sip:alice@ims.test>, <tel:+15551234>")
     );
 
@@ -180,9 +187,7 @@ Event: reg\r\nContact: <sip:alice@{ua}>\r\nExpires: 3600\r\nContent-Length: 0\r\
     ue.send_to(sub.as_bytes(), addr).await.unwrap();
     assert_eq!(code(&recv(&ue).await), 200);
     let n1 = recv(&ue).await;
-    ue.send_to(&n1.response(200, "OK", None).to_bytes(), addr)
-        .await
-        .unwrap();
+    ue.send_to(&ok_to(&n1), addr).await.unwrap();
 
     let peer = server_handle
         .peer_by_host("scscf.ims.test")
@@ -208,12 +213,13 @@ Event: reg\r\nContact: <sip:alice@{ua}>\r\nExpires: 3600\r\nContent-Length: 0\r\
             .unwrap();
     assert_eq!(rta.outcome, CxOutcome::Success);
     let n2 = recv(&ue).await;
-    assert_eq!(n2.method(), Some("NOTIFY"));
+    assert_eq!(n2.method(), Some(&Method::Notify));
     assert_eq!(
-        n2.header("Subscription-State"),
+        n2.header_str("Subscription-State"),
         Some("terminated;reason=rejected")
     );
-    assert!(String::from_utf8_lossy(&n2.body).contains("event=\"rejected\""));
+    assert!(String::from_utf8_lossy(n2.body()).contains("event=\"rejected\""));
+    ue.send_to(&ok_to(&n2), addr).await.unwrap();
     assert!(handle.core().registration("tel:+15551234").is_none());
 
     let _ = stop.send(());
@@ -251,7 +257,7 @@ async fn hss_unreachable_gives_504_with_retry_after() {
     ue.send_to(spec.to_text().as_bytes(), addr).await.unwrap();
     let r = recv(&ue).await;
     assert_eq!(code(&r), 504, "{r:?}");
-    assert!(r.header("Retry-After").is_some());
+    assert!(r.header_str("Retry-After").is_some());
     assert!(
         t0.elapsed() < Duration::from_secs(4),
         "answered within the transaction timer"

@@ -3,17 +3,10 @@
 //! accepted (no 2xx to a REGISTER), and regaut01 (§3.3.7, unknown Authorization scheme)
 //! is challenged with 401, never 400.
 
-use ims_scscf::sip::{Message, StartLine};
-use ims_scscf::testutil::FakeHss;
+use ims_scscf::testutil::{code, FakeHss};
 use ims_scscf::{Core, Settings};
+use ims_sip_core::{Message, Method};
 use std::sync::Arc;
-
-fn code(m: &Message) -> u16 {
-    match m.start {
-        StartLine::Response { code, .. } => code,
-        StartLine::Request { .. } => 0,
-    }
-}
 
 #[tokio::test]
 async fn torture_messages_through_the_core() {
@@ -32,12 +25,12 @@ async fn torture_messages_through_the_core() {
         }
         let bytes = std::fs::read(&p).unwrap();
         seen += 1;
-        let Ok(msg) = Message::parse(&bytes) else {
+        let Ok(msg) = Message::parse(bytes) else {
             continue;
         };
         let name = p.file_stem().unwrap().to_string_lossy().to_string();
         match msg.method() {
-            Some("REGISTER") => {
+            Some(Method::Register) => {
                 let o = core.register(&msg, 1_800_000_000).await;
                 assert!(
                     code(&o.response) >= 300,
@@ -47,7 +40,7 @@ async fn torture_messages_through_the_core() {
                     assert_eq!(code(&o.response), 401, "regaut01 must be challenged");
                 }
             }
-            Some("SUBSCRIBE") => {
+            Some(Method::Subscribe) => {
                 let o = core.subscribe(&msg, 1_800_000_000).await;
                 assert!(code(&o.response) >= 300, "{name}");
             }

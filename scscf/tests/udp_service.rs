@@ -1,9 +1,13 @@
 //! In-process S-CSCF over real UDP on 127.0.0.1 with a fake HSS: the AKA registration
-//! story (401 → 200 / 403), reg-event SUBSCRIBE/NOTIFY, and state surviving a restart.
+//! story (401 → 200 / 403), retransmitted REGISTERs absorbed by the server transaction
+//! (one MAR, one SAR, identical answers), reg-event SUBSCRIBE/NOTIFY with NOTIFY
+//! retransmission and timeout, and state surviving a restart.
 
-use ims_scscf::sip::{param_of, Message, StartLine};
-use ims_scscf::testutil::{answer, nonce_of, FakeHss, RegisterSpec, SET1_RES};
+use ims_scscf::testutil::{
+    answer, code, nonce_of, ok_to, parse, to_tag, FakeHss, RegisterSpec, SET1_RES,
+};
 use ims_scscf::{Scscf, ScscfHandle, Settings, Store};
+use ims_sip_core::{Message, Method};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::UdpSocket;
@@ -17,6 +21,13 @@ struct Running {
 }
 
 async fn start(db: &str, hss: Arc<FakeHss>) -> Running {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_test_writer()
+        .try_init();
     let sock = UdpSocket::bind("127.0.0.1:0").await.unwrap();
     let addr = sock.local_addr().unwrap();
     let mut s = Settings::new(format!("sip:{addr}"));
@@ -54,14 +65,7 @@ async fn recv(sock: &UdpSocket) -> Message {
         .await
         .expect("an answer within 5 s")
         .unwrap();
-    Message::parse(&buf[..n]).unwrap()
-}
-
-fn code(m: &Message) -> u16 {
-    match m.start {
-        StartLine::Response { code, .. } => code,
-        StartLine::Request { .. } => 0,
-    }
+    parse(&buf[..n]).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&buf[..n])))
 }
 
 async fn transact(ue: &UdpSocket, to: std::net::SocketAddr, text: &str) -> Message {
@@ -84,7 +88,7 @@ async fn register(
 ) -> (Message, Message) {
     let r1 = transact(ue, to, &s.to_text()).await;
     assert_eq!(code(&r1), 401);
-    let nonce = nonce_of(r1.header("WWW-Authenticate").unwrap()).unwrap();
+    let nonce = nonce_of(r1.header_str("WWW-Authenticate").unwrap()).unwrap();
     let mut s2 = s.clone();
     s2.cseq += 1;
     s2.authorization = Some(answer(&s.impi, "ims.test", &nonce, password, true, 1));
@@ -104,7 +108,7 @@ async fn register_subscribe_and_restart() {
     // wrong RES → 403, no binding
     let (r1, r2) = register(&ue, node.addr, &s, b"wrong-res").await;
     assert!(r1
-        .header("WWW-Authenticate")
+        .header_str("WWW-Authenticate")
         .unwrap()
         .contains("algorithm=AKAv1-MD5"));
     assert_eq!(code(&r2), 403);
@@ -120,16 +124,19 @@ async fn register_subscribe_and_restart() {
     let (_, r2) = register(&ue, node.addr, &s, &hex::decode(SET1_RES).unwrap()).await;
     assert_eq!(code(&r2), 200, "{r2:?}");
     assert_eq!(
-        r2.header("Service-Route"),
+        r2.header_str("Service-Route"),
         Some(format!("<sip:orig@{};lr>", node.addr).as_str())
     );
     assert_eq!(
-        r2.header("P-Associated-URI"),
+        r2.header_str("P-Associated-URI"),
         Some("<sip:alice@ims.test>, <tel:+15551234>")
     );
-    assert_eq!(r2.header("Path"), Some("<sip:term@pcscf.ims.test:5060;lr>"));
     assert_eq!(
-        r2.header("Contact"),
+        r2.header_str("Path"),
+        Some("<sip:term@pcscf.ims.test:5060;lr>")
+    );
+    assert_eq!(
+        r2.header_str("Contact"),
         Some(format!("<sip:alice@{}>;expires=600", ue.local_addr().unwrap()).as_str())
     );
 
@@ -143,19 +150,18 @@ Event: reg\r\nAccept: application/reginfo+xml\r\nContact: <sip:alice@{ua}>\r\nEx
     let ok = transact(&ue, node.addr, &sub).await;
     assert_eq!(code(&ok), 200);
     let notify = recv(&ue).await;
-    assert_eq!(notify.method(), Some("NOTIFY"));
+    assert_eq!(notify.method(), Some(&Method::Notify));
     assert_eq!(
-        notify.header("Subscription-State"),
+        notify.header_str("Subscription-State"),
         Some("active;expires=600000")
     );
-    let body = String::from_utf8(notify.body.clone()).unwrap();
+    let body = String::from_utf8(notify.body().to_vec()).unwrap();
     assert!(body.contains("state=\"full\""));
     assert!(body.contains(&format!(
         "<uri>sip:alice@{}</uri>",
         ue.local_addr().unwrap()
     )));
-    let resp = notify.response(200, "OK", None);
-    ue.send_to(&resp.to_bytes(), node.addr).await.unwrap();
+    ue.send_to(&ok_to(&notify), node.addr).await.unwrap();
 
     // restart on the same database: the binding and the subscription are still there
     node.stop().await;
@@ -174,13 +180,11 @@ Event: reg\r\nAccept: application/reginfo+xml\r\nContact: <sip:alice@{ua}>\r\nEx
     let (_, r) = register(&ue, node.addr, &s4, &hex::decode(SET1_RES).unwrap()).await;
     assert_eq!(code(&r), 200);
     let n2 = recv(&ue).await;
-    assert_eq!(n2.method(), Some("NOTIFY"));
-    assert_eq!(n2.header("CSeq"), Some("2 NOTIFY"));
-    assert_eq!(
-        param_of(n2.header("To").unwrap(), "tag").as_deref(),
-        Some("ue-sub")
-    );
-    assert!(String::from_utf8_lossy(&n2.body).contains("version=\"1\""));
+    assert_eq!(n2.method(), Some(&Method::Notify));
+    assert_eq!(n2.header_str("CSeq"), Some("2 NOTIFY"));
+    assert_eq!(to_tag(&n2).as_deref(), Some("ue-sub"));
+    assert!(String::from_utf8_lossy(n2.body()).contains("version=\"1\""));
+    ue.send_to(&ok_to(&n2), node.addr).await.unwrap();
     assert_eq!(
         hss.sar_log().last().unwrap().assignment,
         ims_scscf::ServerAssignmentType::ReRegistration
@@ -198,6 +202,18 @@ async fn garbage_and_unknown_methods_do_not_stop_the_node() {
     ue.send_to(b"\x00\x01garbage\r\n\r\n", node.addr)
         .await
         .unwrap();
+    // the transport answers what it cannot parse with a bare 400 (no Via to route by:
+    // back to the source)
+    let mut buf = vec![0u8; 65535];
+    let (n, _) = tokio::time::timeout(Duration::from_secs(5), ue.recv_from(&mut buf))
+        .await
+        .expect("a 400 within 5 s")
+        .unwrap();
+    assert!(
+        buf[..n].starts_with(b"SIP/2.0 400 "),
+        "{:?}",
+        String::from_utf8_lossy(&buf[..n])
+    );
     let opt = format!(
         "OPTIONS sip:x SIP/2.0\r\nVia: SIP/2.0/UDP {};branch=z9hG4bKo\r\nFrom: <sip:a@b>;tag=1\r\nTo: <sip:x>\r\nCall-ID: o1\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n",
         ue.local_addr().unwrap()
@@ -206,7 +222,17 @@ async fn garbage_and_unknown_methods_do_not_stop_the_node() {
     let inv = opt
         .replace("OPTIONS", "INVITE")
         .replace("z9hG4bKo", "z9hG4bKi");
-    assert_eq!(code(&transact(&ue, node.addr, &inv).await), 501);
+    let r = transact(&ue, node.addr, &inv).await;
+    assert_eq!(code(&r), 501);
+    // the INVITE server transaction retransmits the 501 until it is ACKed (RFC 3261 §17.2.1)
+    let ack = inv
+        .replace("INVITE sip:x", "ACK sip:x")
+        .replace("1 INVITE", "1 ACK")
+        .replace(
+            "To: <sip:x>",
+            &format!("To: <sip:x>;tag={}", to_tag(&r).unwrap_or_default()),
+        );
+    ue.send_to(ack.as_bytes(), node.addr).await.unwrap();
     // the registrar still works
     let s = spec(&ue);
     let r = transact(&ue, node.addr, &s.to_text()).await;
@@ -249,6 +275,117 @@ async fn register_over_tcp_answers_on_the_connection() {
     let text = String::from_utf8_lossy(&got);
     assert!(text.contains("Call-ID: reg-alice-1"));
     assert!(text.contains("Call-ID: reg-tcp-2"));
+    let _ = stop.send(());
+    task.await.unwrap().unwrap();
+}
+
+/// RFC 3261 §17.2.2: a REGISTER retransmitted with the same branch — while its MAR is
+/// still out, and after the answer — never reaches the registrar twice: one MAR, one
+/// SAR, and every copy gets the very same 401 / 200.
+#[tokio::test]
+async fn retransmitted_register_is_answered_from_the_transaction() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("scscf.db").display());
+    let hss = Arc::new(FakeHss::new(&["sip:alice@ims.test"]));
+    hss.set_mar_delay(Duration::from_millis(300));
+    let node = start(&db, hss.clone()).await;
+    let ue = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let s = spec(&ue);
+    let text = s.to_text();
+
+    // three copies while the MAR is out: absorbed, exactly one 401 comes back
+    for _ in 0..3 {
+        ue.send_to(text.as_bytes(), node.addr).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let r1 = recv(&ue).await;
+    assert_eq!(code(&r1), 401);
+    let mut buf = vec![0u8; 65535];
+    assert!(
+        tokio::time::timeout(Duration::from_millis(400), ue.recv_from(&mut buf))
+            .await
+            .is_err(),
+        "copies that arrived during the MAR got no second answer"
+    );
+    // a copy after the answer: the same 401 again, byte for byte (same nonce)
+    let again = transact(&ue, node.addr, &text).await;
+    assert_eq!(again.as_bytes(), r1.as_bytes());
+    assert_eq!(hss.mar_log().len(), 1, "one MAR for all copies");
+
+    // the answer, sent twice: one SAR, the same 200 twice
+    let nonce = nonce_of(r1.header_str("WWW-Authenticate").unwrap()).unwrap();
+    let mut s2 = s.clone();
+    s2.cseq += 1;
+    s2.authorization = Some(answer(
+        &s.impi,
+        "ims.test",
+        &nonce,
+        &hex::decode(SET1_RES).unwrap(),
+        true,
+        1,
+    ));
+    let text2 = s2.to_text();
+    let ok = transact(&ue, node.addr, &text2).await;
+    assert_eq!(code(&ok), 200, "{ok:?}");
+    let ok2 = transact(&ue, node.addr, &text2).await;
+    assert_eq!(ok2.as_bytes(), ok.as_bytes());
+    assert_eq!(hss.sar_log().len(), 1, "one SAR for both copies");
+    assert_eq!(hss.mar_log().len(), 1);
+    assert!(node
+        .handle
+        .core()
+        .registration("sip:alice@ims.test")
+        .is_some());
+    node.stop().await;
+}
+
+/// RFC 3261 §17.1.2 / RFC 6665 §4.2.2: an unanswered NOTIFY is retransmitted over UDP
+/// (Timer E) and, after Timer F, its subscription is removed.
+#[tokio::test]
+async fn unanswered_notify_is_retransmitted_then_ends_the_subscription() {
+    let hss = Arc::new(FakeHss::new(&["sip:alice@ims.test"]));
+    let sock = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let addr = sock.local_addr().unwrap();
+    let mut settings = Settings::new(format!("sip:{addr}"));
+    settings.realm = Some("ims.test".into());
+    let timers = ims_scscf::SipTimers {
+        t1: Duration::from_millis(40),
+        t2: Duration::from_millis(160),
+        t4: Duration::from_millis(200),
+    };
+    let scscf = Scscf::new(settings, hss, None)
+        .await
+        .unwrap()
+        .with_timers(timers);
+    let handle = scscf.handle();
+    let (stop, rx) = oneshot::channel::<()>();
+    let task = tokio::spawn(scscf.run(sock, async move {
+        let _ = rx.await;
+    }));
+    let ue = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let (_, ok) = register(&ue, addr, &spec(&ue), &hex::decode(SET1_RES).unwrap()).await;
+    assert_eq!(code(&ok), 200);
+    let sub = format!(
+        "SUBSCRIBE sip:alice@ims.test SIP/2.0\r\nVia: SIP/2.0/UDP {ua};branch=z9hG4bKs9;rport\r\nMax-Forwards: 70\r\n\
+From: <sip:alice@ims.test>;tag=ue-sub\r\nTo: <sip:alice@ims.test>\r\nCall-ID: sub-9\r\nCSeq: 1 SUBSCRIBE\r\n\
+Event: reg\r\nContact: <sip:alice@{ua}>\r\nExpires: 3600\r\nContent-Length: 0\r\n\r\n",
+        ua = ue.local_addr().unwrap()
+    );
+    assert_eq!(code(&transact(&ue, addr, &sub).await), 200);
+    assert_eq!(handle.core().subscriptions().len(), 1);
+    let first = recv(&ue).await;
+    assert_eq!(first.method(), Some(&Method::Notify));
+    let again = recv(&ue).await;
+    assert_eq!(again.as_bytes(), first.as_bytes(), "a retransmission");
+    // Timer F = 64·T1 = 2.56 s; then the subscription is gone
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !handle.core().subscriptions().is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "subscription removed after Timer F"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     let _ = stop.send(());
     task.await.unwrap().unwrap();
 }

@@ -4,6 +4,9 @@
 
 use crate::cx::{AuthScheme, AuthVector, Cx, CxError, MarRequest, SarAnswer, SarRequest};
 use crate::digest::{ha1, ha2, request_digest, QopFields};
+use bytes::Bytes;
+use ims_sip_core::builder::ResponseBuilder;
+use ims_sip_core::{Message, StatusCode};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -46,6 +49,8 @@ pub struct FakeHss {
     pub sars: Mutex<Vec<SarRequest>>,
     /// Delay before each SAA (to let concurrent requests interleave).
     pub sar_delay: Mutex<Duration>,
+    /// Delay before each MAA (to let retransmissions arrive while a MAR is out).
+    pub mar_delay: Mutex<Duration>,
 }
 
 impl FakeHss {
@@ -58,7 +63,13 @@ impl FakeHss {
             mars: Mutex::new(Vec::new()),
             sars: Mutex::new(Vec::new()),
             sar_delay: Mutex::new(Duration::ZERO),
+            mar_delay: Mutex::new(Duration::ZERO),
         }
+    }
+
+    /// Delays every MAA by `d`.
+    pub fn set_mar_delay(&self, d: Duration) {
+        *self.mar_delay.lock().unwrap_or_else(|p| p.into_inner()) = d;
     }
 
     /// Switches behaviour.
@@ -101,6 +112,10 @@ impl Cx for FakeHss {
             l.push(req.clone());
             l.len()
         };
+        let delay = *self.mar_delay.lock().unwrap_or_else(|p| p.into_inner());
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
+        }
         match self.mode() {
             FakeMode::Fail(e) => Err(e),
             FakeMode::Hang => {
@@ -239,4 +254,24 @@ pub fn answer(impi: &str, realm: &str, nonce: &str, password: &[u8], qop: bool, 
         let r = request_digest(&h1, nonce, None, &h2);
         format!("Digest username=\"{impi}\", realm=\"{realm}\", nonce=\"{nonce}\", uri=\"sip:ims.test\", response=\"{r}\", algorithm=AKAv1-MD5")
     }
+}
+
+/// Status code of a response (0 for a request).
+pub fn code(m: &Message) -> u16 {
+    m.status().map(StatusCode::as_u16).unwrap_or(0)
+}
+
+/// The `tag` of the To header.
+pub fn to_tag(m: &Message) -> Option<String> {
+    m.to_addr()?.ok()?.tag().map(str::to_string)
+}
+
+/// A `200 OK` to a received request (what a UE answers to a NOTIFY).
+pub fn ok_to(req: &Message) -> Bytes {
+    ResponseBuilder::new(req, StatusCode::OK).build()
+}
+
+/// Parses a received datagram (copying it out of the receive buffer).
+pub fn parse(datagram: &[u8]) -> Result<Message, ims_sip_core::ParseError> {
+    Message::parse(Bytes::copy_from_slice(datagram))
 }
