@@ -88,7 +88,7 @@ async fn run(cfg: AllInOneConfig) -> anyhow::Result<()> {
         .await
         .context("binding the I-CSCF")?;
     let icscf_hss = Arc::new(ims_hss_client::CxClient::start(
-        cx_client_config(&cfg.icscf.diameter),
+        ims_hss_client::CxClientConfig::from_settings(&cfg.icscf.diameter),
         None,
     ));
     let icscf = tokio::spawn({
@@ -149,23 +149,6 @@ async fn run(cfg: AllInOneConfig) -> anyhow::Result<()> {
     icscf_hss.close().await;
     hss.shutdown().await;
     Ok(())
-}
-
-/// The CxClient configuration of a role's `[diameter]` section.
-fn cx_client_config(d: &ims_config::DiameterClientConfig) -> ims_hss_client::CxClientConfig {
-    let mut c = ims_hss_client::CxClientConfig::new(
-        d.peers.iter().map(|p| p.to_string()).collect(),
-        &d.origin_host,
-        &d.origin_realm,
-        &d.destination_realm,
-    );
-    if !d.destination_host.is_empty() {
-        c.destination_host = Some(d.destination_host.clone());
-    }
-    c.request_timeout = Duration::from_millis(d.request_timeout_ms);
-    c.watchdog = Duration::from_secs(d.watchdog_s);
-    c.reconnect_min = Duration::from_millis(d.reconnect_ms);
-    c
 }
 
 /// The absolute path of a `sqlite://` URL, for printing.

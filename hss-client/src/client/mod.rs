@@ -126,6 +126,24 @@ impl CxClientConfig {
         }
     }
 
+    /// Settings from a role's `[diameter]` section (`ims_config::DiameterClientConfig`):
+    /// peers, Origin-Host/Realm, Destination-Realm/Host, request timeout, Tw, reconnect delay.
+    pub fn from_settings(d: &ims_config::DiameterClientConfig) -> Self {
+        let mut c = CxClientConfig::new(
+            d.peers.iter().map(|p| p.to_string()).collect(),
+            &d.origin_host,
+            &d.origin_realm,
+            &d.destination_realm,
+        );
+        if !d.destination_host.is_empty() {
+            c.destination_host = Some(d.destination_host.clone());
+        }
+        c.request_timeout = Duration::from_millis(d.request_timeout_ms);
+        c.watchdog = Duration::from_secs(d.watchdog_s);
+        c.reconnect_min = Duration::from_millis(d.reconnect_ms);
+        c
+    }
+
     fn local_node(&self) -> LocalNode {
         let mut n = LocalNode::cx(&self.origin_host, &self.origin_realm, self.host_ip_address);
         n.product_name = self.product_name.clone();
