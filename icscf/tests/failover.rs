@@ -290,12 +290,13 @@ async fn no_scscf_answers_gives_504_before_upstream_timer_f() {
     // Both were tried, and the answer came before the P-CSCF's Timer F (64·T1).
     assert!(lab.scscf[0].recv_within(10).await.is_some());
     assert!(lab.scscf[1].recv_within(10).await.is_some());
+    // Budget 60·T1 = 3 s; the P-CSCF's Timer F is 64·T1 = 3.2 s.
     assert!(
-        took >= Duration::from_millis(1000),
+        took >= Duration::from_millis(2500),
         "504 after only {took:?}"
     );
     assert!(
-        took < Duration::from_millis(64 * 20),
+        took < Duration::from_millis(64 * 50),
         "504 after {took:?}: past Timer F"
     );
 }
