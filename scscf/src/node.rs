@@ -12,24 +12,10 @@ use ims_sip_transport::transaction::timer_config;
 use ims_sip_transport::{TransportLayer, TransportOptions};
 use std::future::Future;
 use std::sync::Arc;
-use std::time::Duration;
 
-/// The Cx client settings of `[diameter]`.
+/// The Cx client settings of `[diameter]` (`hc::CxClientConfig::from_settings`).
 pub fn cx_client_config(cfg: &ScscfConfig) -> hc::CxClientConfig {
-    let d = &cfg.diameter;
-    let mut c = hc::CxClientConfig::new(
-        d.peers.iter().map(|p| p.to_string()).collect(),
-        &d.origin_host,
-        &d.origin_realm,
-        &d.destination_realm,
-    );
-    if !d.destination_host.is_empty() {
-        c.destination_host = Some(d.destination_host.clone());
-    }
-    c.request_timeout = Duration::from_millis(d.request_timeout_ms);
-    c.watchdog = Duration::from_secs(d.watchdog_s);
-    c.reconnect_min = Duration::from_millis(d.reconnect_ms);
-    c
+    hc::CxClientConfig::from_settings(&cfg.diameter)
 }
 
 /// Runs with an injected HSS (tests, or a client the caller manages): opens the

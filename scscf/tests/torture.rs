@@ -18,6 +18,7 @@ async fn torture_messages_through_the_core() {
     let hss = Arc::new(FakeHss::new(&[]));
     let core = Core::new(Settings::new("sip:127.0.0.1:5080"), hss.clone(), None);
     let mut seen = 0;
+    let mut regaut01 = false;
     for e in entries.flatten() {
         let p = e.path();
         if p.extension().and_then(|x| x.to_str()) != Some("dat") {
@@ -38,6 +39,7 @@ async fn torture_messages_through_the_core() {
                 );
                 if name == "regaut01" {
                     assert_eq!(code(&o.response), 401, "regaut01 must be challenged");
+                    regaut01 = true;
                 }
             }
             Some(Method::Subscribe) => {
@@ -48,5 +50,6 @@ async fn torture_messages_through_the_core() {
         }
     }
     assert!(seen > 30, "found the torture messages");
+    assert!(regaut01, "regaut01 parsed and reached the registrar");
     assert_eq!(core.registration_count(), 0);
 }
