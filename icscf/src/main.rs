@@ -6,7 +6,6 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
 
 use clap::Parser;
 use ims_hss_client::{CxClient, CxClientConfig};
@@ -30,48 +29,45 @@ async fn main() -> anyhow::Result<()> {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&cfg.log.level));
     tracing_subscriber::fmt().with_env_filter(filter).init();
-    let d = &cfg.diameter;
-    let mut cx = CxClientConfig::new(
-        d.peers.iter().map(|p| p.to_string()).collect(),
-        &d.origin_host,
-        &d.origin_realm,
-        &d.destination_realm,
-    );
-    if !d.destination_host.is_empty() {
-        cx.destination_host = Some(d.destination_host.clone());
-    }
-    cx.request_timeout = Duration::from_millis(d.request_timeout_ms);
-    cx.watchdog = Duration::from_secs(d.watchdog_s);
-    cx.reconnect_min = Duration::from_millis(d.reconnect_ms);
-    let hss = CxClient::start(cx, None);
+    let stop = termination();
+    let cx = CxClientConfig::from_settings(&cfg.diameter);
+    let hss = Arc::new(CxClient::start(cx, None));
     let sockets = SipSockets::bind(&cfg.sip.listen).await?;
-    Icscf::new(&cfg, Arc::new(hss))
-        .run(sockets, termination())
-        .await?;
+    Icscf::new(&cfg, hss.clone()).run(sockets, stop).await?;
+    // DPR to the HSS peers (RFC 6733 §5.4) before the process ends.
+    hss.close().await;
     Ok(())
 }
 
 /// Completes on SIGINT (Ctrl-C) or, on Unix, SIGTERM (what `kill` and service
-/// managers send).
-async fn termination() {
+/// managers send). The handlers are installed when this is called, not when the
+/// future is first polled, so a signal arriving during start-up is not lost.
+fn termination() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
+        let int = signal(SignalKind::interrupt());
+        let term = signal(SignalKind::terminate());
+        async move {
+            match (int, term) {
+                (Ok(mut int), Ok(mut term)) => {
+                    tokio::select! {
+                        _ = int.recv() => {}
+                        _ = term.recv() => {}
+                    }
                 }
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot listen for SIGTERM; SIGINT only");
-                let _ = tokio::signal::ctrl_c().await;
+                (int, term) => {
+                    let e = int.err().or(term.err());
+                    tracing::warn!(error = ?e, "cannot install signal handlers; Ctrl-C only");
+                    let _ = tokio::signal::ctrl_c().await;
+                }
             }
         }
     }
     #[cfg(not(unix))]
     {
-        let _ = tokio::signal::ctrl_c().await;
+        async {
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }
