@@ -206,11 +206,12 @@ impl RegisterSpec {
         }
     }
 
-    /// Renders the request.
+    /// Renders the request. The Via branch is unique per Call-ID and CSeq (RFC 3261
+    /// §8.1.1.7), so the same spec rendered twice is a retransmission.
     pub fn to_text(&self) -> String {
         let mut s = format!(
-            "REGISTER sip:ims.test SIP/2.0\r\nVia: SIP/2.0/UDP {};branch=z9hG4bK{}x{}\r\nMax-Forwards: 70\r\nFrom: <{}>;tag=ue1\r\nTo: <{}>\r\nCall-ID: {}\r\nCSeq: {} REGISTER\r\nPath: <sip:term@pcscf.ims.test:5060;lr>\r\n",
-            self.via, self.call_id.len(), self.cseq, self.impu, self.impu, self.call_id, self.cseq
+            "REGISTER sip:ims.test SIP/2.0\r\nVia: SIP/2.0/UDP {};branch=z9hG4bK{:x}x{}\r\nMax-Forwards: 70\r\nFrom: <{}>;tag=ue1\r\nTo: <{}>\r\nCall-ID: {}\r\nCSeq: {} REGISTER\r\nPath: <sip:term@pcscf.ims.test:5060;lr>\r\n",
+            self.via, crate::model::fnv64(&[&self.call_id]), self.cseq, self.impu, self.impu, self.call_id, self.cseq
         );
         for c in &self.contacts {
             s.push_str(&format!("Contact: {c}\r\n"));
