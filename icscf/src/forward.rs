@@ -8,7 +8,8 @@
 //!
 //! An attempt fails when the hop does not answer, cannot be reached, or answers 503
 //! (§16.7 step 6, §16.9), 3xx or 480 (TS 24.229 §5.3.1.3). A REGISTER whose S-CSCF
-//! the I-CSCF chose itself then goes to the next candidate; with no candidate left:
+//! the I-CSCF chose itself then goes to the next candidate (one the HSS assigned:
+//! see `proxy`, a new UAR first); with no candidate left:
 //! - no answer / unreachable → **504 Server Time-out** (a proxy's answer when the
 //!   next hop never replied; 408 is the UAC's own timeout),
 //! - 503 → **500** (§16.7 step 6: a proxy does not pass 503 upstream), its
@@ -17,7 +18,8 @@
 //!
 //! Time budget: the upstream client transaction gives up after Timer F (64·T1), so
 //! every attempt together must end before that: the budget is
-//! [`BUDGET_T1`]·T1 from the request's arrival, shared evenly by the attempts left.
+//! [`BUDGET_T1`]·T1 from the request's arrival, shared evenly by the attempts left
+//! (an assigned S-CSCF that may be re-selected gets half).
 //! An attempt stops waiting at its share only while no response at all has come
 //! (after a provisional one, the transaction's own timers rule).
 
@@ -45,16 +47,18 @@ pub(crate) struct Hop {
 }
 
 /// A request ready to forward: Route entries of this node removed, Max-Forwards
-/// decremented; the hops in order; whether to go on after a failed one.
+/// decremented; the hops in order; whether to go on after a failed one; how many
+/// attempts may follow this plan (a re-selection), sharing the budget.
 pub(crate) struct Plan {
     pub(crate) base: Message,
     pub(crate) hops: Vec<Hop>,
     pub(crate) failover: bool,
+    pub(crate) reserve: u32,
 }
 
 /// Why an attempt did not produce a response to relay.
 #[derive(Debug)]
-enum Failure {
+pub(crate) enum Failure {
     /// No response in time (Timer B/F or the attempt's budget).
     Timeout,
     /// The hop could not be reached (connection refused, ICMP, …).
@@ -65,11 +69,20 @@ enum Failure {
     Rejected(Message),
 }
 
-/// Forwards per `plan`, relaying the outcome upstream; never returns without an
-/// answer having been sent in `inc`'s server transaction.
-pub(crate) async fn run(proxy: &Proxy, inc: &Incoming, plan: Plan) {
+/// When the whole forwarding of `inc` must be over.
+pub(crate) fn deadline(proxy: &Proxy, inc: &Incoming) -> Instant {
     let t1 = Duration::from_millis(proxy.settings.timers.t1_ms.max(1));
-    let deadline = inc.received_at + t1 * BUDGET_T1;
+    inc.received_at + t1 * BUDGET_T1
+}
+
+/// Forwards per `plan` until `deadline`; Ok once a final response went upstream,
+/// else the last attempt's failure (nothing sent upstream yet but provisionals).
+pub(crate) async fn run(
+    proxy: &Proxy,
+    inc: &Incoming,
+    plan: &Plan,
+    deadline: Instant,
+) -> Result<(), Failure> {
     let hops = if plan.failover {
         &plan.hops[..]
     } else {
@@ -77,10 +90,10 @@ pub(crate) async fn run(proxy: &Proxy, inc: &Incoming, plan: Plan) {
     };
     let mut last = Failure::Timeout;
     for (i, hop) in hops.iter().enumerate() {
-        let left = (hops.len() - i) as u32;
+        let left = (hops.len() - i) as u32 + plan.reserve;
         let share = deadline.saturating_duration_since(Instant::now()) / left;
         match attempt(proxy, inc, &plan.base, hop, Instant::now() + share).await {
-            Ok(()) => return,
+            Ok(()) => return Ok(()),
             Err(f) => {
                 let next = hops.get(i + 1).and_then(|h| h.scscf.as_deref());
                 warn!(scscf = hop.scscf.as_deref().unwrap_or("(Route)"), failure = ?short(&f), next, "forwarding attempt failed");
@@ -88,6 +101,11 @@ pub(crate) async fn run(proxy: &Proxy, inc: &Incoming, plan: Plan) {
             }
         }
     }
+    Err(last)
+}
+
+/// The answer upstream when every attempt failed.
+pub(crate) async fn answer_failure(proxy: &Proxy, inc: &Incoming, last: Failure) {
     match last {
         Failure::Timeout | Failure::Unreachable(_) => {
             proxy

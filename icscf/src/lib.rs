@@ -7,7 +7,9 @@
 //!   configured fallback → forwarded with a `Route` to that S-CSCF (TS 24.229
 //!   §5.3.1.2). When the S-CSCF does not answer, is unreachable or answers 503, 3xx
 //!   or 480, a REGISTER whose S-CSCF the I-CSCF chose itself goes to the next
-//!   candidate (§5.3.1.3); otherwise 504 Server Time-out (RFC 3261 §16.7 step 6).
+//!   candidate (§5.3.1.3); one the HSS assigned is replaced only after a UAR with
+//!   REGISTRATION_AND_CAPABILITIES (TS 29.229 §6.3.24) gives capabilities; with no
+//!   S-CSCF left, 504 Server Time-out (RFC 3261 §16.7 step 6).
 //! - Other initial requests (terminating): location query (LIR, TS 29.228 §6.1.4) →
 //!   forwarded to the serving S-CSCF (§5.3.2.1).
 //! - Cx failures become the SIP answers listed in [`cx`]; the HSS being slow or gone

@@ -5,6 +5,10 @@
 //! - No Route left: a Cx query (UAR for REGISTER, LIR otherwise) picks the S-CSCF
 //!   candidates ([`crate::select::candidates`]); Cx failures are answered as
 //!   [`crate::cx::CxFailure::to_sip`] says. A Route left: forwarded along it.
+//! - A REGISTER whose HSS-assigned S-CSCF fails: UAR with
+//!   REGISTRATION_AND_CAPABILITIES ("used when the user's current S-CSCF … cannot
+//!   be contacted and a new S-CSCF needs to be selected", TS 29.229 §6.3.24), then
+//!   the capable others in turn (TS 24.229 §5.3.1.3).
 //! - CANCEL (§16.10): answered 200 and sent on to where the INVITE went (481 when
 //!   no such INVITE is being forwarded).
 //! - ACK for a 2xx (no server transaction, §16.7 step 10 / §16.11): forwarded
@@ -23,7 +27,7 @@ use ims_sip_transport::transaction::TransactionLayer;
 use ims_sip_transport::{Incoming, Target, Transport};
 use tracing::{debug, info, warn, Instrument};
 
-use crate::cx::{Assignment, Cx, CxFailure, Procedure, HSS_RETRY_AFTER_S};
+use crate::cx::{Assignment, Cx, CxFailure, Procedure, UserAuthorizationType, HSS_RETRY_AFTER_S};
 use crate::forward::{self, Hop, Plan};
 use crate::select::{self, Selected};
 use crate::{identity, next_hop, Settings};
@@ -169,15 +173,67 @@ impl Proxy {
                 Err(()) => return,
             }
         };
-        // TS 24.229 §5.3.1.3: another S-CSCF only when the I-CSCF chose it itself.
-        let failover =
-            is_register && hops.first().and_then(|h| h.how) != Some(Selected::ServerName);
+        // TS 24.229 §5.3.1.3: another S-CSCF only when the I-CSCF chose it itself;
+        // an S-CSCF the HSS assigned is replaced only through a new UAR
+        // (REGISTRATION_AND_CAPABILITIES, TS 29.229 §6.3.24).
+        let assigned = hops.first().and_then(|h| h.how) == Some(Selected::ServerName);
+        let reselect = is_register && assigned && !identity::is_deregistration(msg);
         let plan = Plan {
             base,
             hops,
-            failover,
+            failover: is_register && !assigned,
+            reserve: u32::from(reselect),
         };
-        forward::run(self, &inc, plan).await;
+        let deadline = forward::deadline(self, &inc);
+        let Err(mut failure) = forward::run(self, &inc, &plan, deadline).await else {
+            return;
+        };
+        if reselect {
+            let failed = plan.hops.first().and_then(|h| h.scscf.clone());
+            if let Some(hops) = self.reselect(&inc, failed.as_deref()).await {
+                let again = Plan {
+                    base: plan.base,
+                    hops,
+                    failover: true,
+                    reserve: 0,
+                };
+                match forward::run(self, &inc, &again, deadline).await {
+                    Ok(()) => return,
+                    Err(f) => failure = f,
+                }
+            }
+        }
+        forward::answer_failure(self, &inc, failure).await;
+    }
+
+    /// TS 29.229 §6.3.24: the assigned S-CSCF cannot be contacted, so ask the HSS
+    /// for capabilities (UAR with REGISTRATION_AND_CAPABILITIES) and pick among
+    /// the others; None when the HSS gives none that differ.
+    async fn reselect(&self, inc: &Incoming, failed: Option<&str>) -> Option<Vec<Hop>> {
+        let mut uar = identity::uar_for(&inc.message, &self.settings.domain);
+        uar.authorization_type = UserAuthorizationType::RegistrationAndCapabilities;
+        info!(failed, "assigned S-CSCF unavailable: UAR for capabilities");
+        let assignment = match self.with_timeout(self.cx.uar(uar)).await {
+            Ok(a @ Assignment::Capabilities(_)) => a,
+            Ok(other) => {
+                info!(?other, "the HSS gave no capabilities: no other S-CSCF");
+                return None;
+            }
+            Err(f) => {
+                info!(failure = %f, "UAR for capabilities failed");
+                return None;
+            }
+        };
+        let hops: Vec<Hop> =
+            select::candidates(&assignment, &self.settings.scscf, &self.settings.fallback)
+                .into_iter()
+                .filter(|(uri, _)| Some(uri.as_str()) != failed)
+                .map(|(uri, how)| Hop {
+                    scscf: Some(uri),
+                    how: Some(how),
+                })
+                .collect();
+        (!hops.is_empty()).then_some(hops)
     }
 
     /// UAR or LIR and the S-CSCF candidates; Err(()) once answered.

@@ -2,18 +2,21 @@
 //! over real UDP on 127.0.47.0/24 with a fake Cx and plain sockets as P- and S-CSCFs:
 //! - failover to the next capable S-CSCF when the first never answers or answers 503
 //!   (TS 24.229 §5.3.1.3), with short timers from `[timers]`;
-//! - 504 Server Time-out when no S-CSCF answers, inside the upstream Timer F; no
-//!   failover away from an S-CSCF the HSS assigned (Server-Name); a lone 503 → 500;
+//! - 504 Server Time-out when no S-CSCF answers, inside the upstream Timer F; an
+//!   S-CSCF the HSS assigned (Server-Name) is replaced only with capabilities from a
+//!   new UAR (REGISTRATION_AND_CAPABILITIES); a lone 503 → 500;
 //! - a retransmitted REGISTER is absorbed by the server transaction (one UAR, one
 //!   forward) and answered again with the last response;
 //! - INVITE: 100 Trying at once, 180 relayed, CANCEL answered and sent on.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use ims_icscf::cx::{Assignment, Cx, CxFailure, CxFuture, ServerCapabilities, Uar};
+use ims_icscf::cx::{
+    Assignment, Cx, CxFailure, CxFuture, ServerCapabilities, Uar, UserAuthorizationType,
+};
 use ims_icscf::{Icscf, SipSockets};
 use ims_sip_core::builder::ResponseBuilder;
 use ims_sip_core::{Message, Method, StatusCode};
@@ -25,17 +28,26 @@ const NET: &str = "127.0.47";
 
 struct FakeCx {
     answer: Assignment,
+    /// The answer to REGISTRATION_AND_CAPABILITIES, when set.
+    capabilities: Mutex<Option<Assignment>>,
     delay: Duration,
     uars: AtomicUsize,
+    uar_types: Mutex<Vec<UserAuthorizationType>>,
     lirs: AtomicUsize,
 }
 
 impl Cx for FakeCx {
-    fn uar(&self, _req: Uar) -> CxFuture<'_, Assignment> {
+    fn uar(&self, req: Uar) -> CxFuture<'_, Assignment> {
         self.uars.fetch_add(1, Ordering::SeqCst);
+        self.uar_types.lock().unwrap().push(req.authorization_type);
+        let caps = self.capabilities.lock().unwrap().clone();
+        let answer = match (req.authorization_type, caps) {
+            (UserAuthorizationType::RegistrationAndCapabilities, Some(c)) => c,
+            _ => self.answer.clone(),
+        };
         Box::pin(async move {
             tokio::time::sleep(self.delay).await;
-            Ok::<_, CxFailure>(self.answer.clone())
+            Ok::<_, CxFailure>(answer)
         })
     }
     fn lir(&self, _impu: String) -> CxFuture<'_, Assignment> {
@@ -142,8 +154,10 @@ async fn lab(
     };
     let cx = Arc::new(FakeCx {
         answer: answer(&scscf),
+        capabilities: Mutex::new(None),
         delay: cx_delay,
         uars: AtomicUsize::new(0),
+        uar_types: Mutex::new(Vec::new()),
         lirs: AtomicUsize::new(0),
     });
     let udp = UdpSocket::bind(format!("{NET}.{host}:0")).await.unwrap();
@@ -302,8 +316,10 @@ async fn no_scscf_answers_gives_504_before_upstream_timer_f() {
 }
 
 #[tokio::test]
-async fn hss_assigned_scscf_is_not_replaced() {
-    // Server-Name: the HSS chose; a silent S-CSCF gives 504, nothing else is tried.
+async fn hss_assigned_scscf_is_replaced_only_through_a_new_uar() {
+    // Server-Name: the HSS chose. A silent S-CSCF → UAR with
+    // REGISTRATION_AND_CAPABILITIES (TS 29.229 §6.3.24); the HSS names it again and
+    // gives no capabilities → 504, nothing else tried.
     let lab = lab(
         40,
         2,
@@ -320,8 +336,50 @@ async fn hss_assigned_scscf_is_not_replaced() {
     assert!(lab.scscf[0].recv_within(10).await.is_some());
     assert!(
         lab.scscf[1].recv_within(100).await.is_none(),
-        "no failover from Server-Name"
+        "no other S-CSCF without capabilities from the HSS"
     );
+    assert_eq!(
+        *lab.cx.uar_types.lock().unwrap(),
+        vec![
+            UserAuthorizationType::Registration,
+            UserAuthorizationType::RegistrationAndCapabilities
+        ]
+    );
+}
+
+#[tokio::test]
+async fn assigned_scscf_silent_capabilities_pick_another() {
+    let lab = lab(
+        45,
+        2,
+        |p| Assignment::ServerName(p[0].uri()),
+        20,
+        Duration::ZERO,
+    )
+    .await;
+    *lab.cx.capabilities.lock().unwrap() = Some(capabilities(&[]));
+    let t0 = Instant::now();
+    lab.pcscf
+        .send(lab.icscf, register(&lab, "z9hG4bKf45").as_bytes())
+        .await;
+    let (first, _) = lab.scscf[0].recv().await;
+    assert_eq!(
+        route_of(&first),
+        vec![format!("<{};lr>", lab.scscf[0].uri())]
+    );
+    // The assigned one had half the budget (0.6 s of 1.2 s), then the other.
+    let (second, from) = lab.scscf[1].recv().await;
+    assert!(t0.elapsed() >= Duration::from_millis(450));
+    assert_eq!(
+        route_of(&second),
+        vec![format!("<{};lr>", lab.scscf[1].uri())]
+    );
+    lab.scscf[1]
+        .reply(&second, from, StatusCode::UNAUTHORIZED)
+        .await;
+    let (resp, _) = lab.pcscf.recv().await;
+    assert_eq!(resp.status(), Some(StatusCode::UNAUTHORIZED));
+    assert!(t0.elapsed() < Duration::from_millis(64 * 20));
 }
 
 #[tokio::test]
