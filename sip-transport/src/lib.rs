@@ -21,6 +21,7 @@
 //! - [`flow`] — [`Flow`], [`Target`], [`Incoming`], [`ConnectionId`].
 //! - [`layer`] — [`TransportLayer`]. `udp`, `tcp`, `conn`, `sockets`: its parts.
 //! - [`via`] — Via stamping and the response address.
+//! - [`resolve`] — SIP URI → [`Target`]; whether a URI names a local socket.
 //! - [`handler`] — [`IncomingHandler`], [`handler::channel`].
 //! - [`transaction`] — [`transaction::TransactionLayer`].
 
@@ -56,6 +57,7 @@ pub mod flow;
 pub mod handler;
 pub mod layer;
 pub mod options;
+pub mod resolve;
 mod sockets;
 mod tcp;
 pub mod transaction;

@@ -1,17 +1,17 @@
-//! Where a forwarded request goes (RFC 3261 §16.6 steps 6–7, RFC 3263 reduced to
-//! what an IMS core on fixed addresses needs): a SIP URI → transport and socket
-//! address (IP literal, or an A/AAAA lookup of the host name; no NAPTR/SRV, port
-//! 5060 when absent; `transport=tcp` selects TCP), and whether a URI names this node
-//! (RFC 3261 §16.4: Route entries naming the proxy are removed).
+//! Where a request goes (RFC 3261 §16.6 steps 6–7, §8.1.2; RFC 3263 reduced to
+//! what an IMS core on fixed addresses needs): a SIP URI → [`Target`] (IP literal,
+//! or an A/AAAA lookup of the host name; no NAPTR/SRV; port 5060 when absent;
+//! `transport=tcp` or `sips:` select TCP), and whether a URI names one of this
+//! node's sockets (RFC 3261 §16.4: a proxy removes Route entries naming itself).
 
 use std::net::{IpAddr, SocketAddr};
 
+use crate::flow::{Target, Transport};
 use ims_sip_core::uri::{Host, SipUri};
 use ims_sip_core::Uri;
-use ims_sip_transport::{Target, Transport};
 
 /// Default SIP port (RFC 3261 §19.1.2).
-pub const SIP_PORT: u16 = 5060;
+pub const SIP_PORT: u16 = crate::via::DEFAULT_PORT;
 
 /// The transport a URI asks for (`transport` parameter; UDP when absent).
 pub fn uri_transport(uri: &SipUri<'_>) -> Transport {
@@ -24,7 +24,7 @@ pub fn uri_transport(uri: &SipUri<'_>) -> Transport {
 
 /// Resolves a URI (text) to a [`Target`]; `None` when it is not a SIP URI or the
 /// host does not resolve.
-pub async fn resolve(uri: &str) -> Option<Target> {
+pub async fn uri_target(uri: &str) -> Option<Target> {
     let parsed = Uri::parse(uri.trim()).ok()?;
     let sip = parsed.as_sip()?;
     let port = sip.port.unwrap_or(SIP_PORT);
@@ -75,14 +75,14 @@ mod tests {
 
     #[tokio::test]
     async fn resolves_literals_and_transport() {
-        let t = resolve("sip:127.0.0.1:5080;lr").await.unwrap();
+        let t = uri_target("sip:127.0.0.1:5080;lr").await.unwrap();
         assert_eq!(t.transport, Transport::Udp);
         assert_eq!(t.remote, "127.0.0.1:5080".parse::<SocketAddr>().unwrap());
-        let t = resolve("sip:scscf@[::1];transport=TCP").await.unwrap();
+        let t = uri_target("sip:scscf@[::1];transport=TCP").await.unwrap();
         assert_eq!(t.transport, Transport::Tcp);
         assert_eq!(t.remote, "[::1]:5060".parse::<SocketAddr>().unwrap());
-        assert!(resolve("tel:+123").await.is_none());
-        assert!(resolve("not a uri").await.is_none());
+        assert!(uri_target("tel:+123").await.is_none());
+        assert!(uri_target("not a uri").await.is_none());
     }
 
     #[test]
