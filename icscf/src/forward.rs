@@ -29,9 +29,10 @@ use ims_sip_core::{Message, Method, StatusCode};
 use ims_sip_transport::{Incoming, Target, TransportError};
 use tracing::{debug, info, warn};
 
+use crate::cx::HSS_RETRY_AFTER_S;
 use crate::proxy::{lock, PendingInvite, Proxy};
 use crate::select::Selected;
-use crate::{cx::HSS_RETRY_AFTER_S, next_hop};
+use ims_sip_transport::resolve;
 
 /// The whole forwarding budget in units of T1 (Timer F = 64·T1 upstream, minus a
 /// margin for the answer's way back).
@@ -176,7 +177,7 @@ async fn build(proxy: &Proxy, base: &Message, hop: &Hop) -> Option<(Message, Tar
             }
         }
     };
-    let target = next_hop::resolve(&next_uri).await?;
+    let target = resolve::uri_target(&next_uri).await?;
     e.prepend("Via", proxy.via(target.transport));
     let out = e.finish_message().ok()?;
     Some((out, target))

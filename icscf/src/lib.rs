@@ -25,7 +25,6 @@
 //! - [`hss`]: [`cx::Cx`] over `ims_hss_client::HssClient`.
 //! - [`identity`]: UAR/LIR identities from the SIP request.
 //! - [`select`]: S-CSCF selection and the failover order.
-//! - [`next_hop`]: URI → transport address; "is this Route me".
 //! - `proxy`: request handling (checks, Route, Cx, CANCEL/ACK).
 //! - `forward`: the stateful forwarding attempts and failover.
 
@@ -33,7 +32,6 @@ pub mod cx;
 mod forward;
 pub mod hss;
 pub mod identity;
-pub mod next_hop;
 mod proxy;
 pub mod select;
 

@@ -30,7 +30,8 @@ use tracing::{debug, info, warn, Instrument};
 use crate::cx::{Assignment, Cx, CxFailure, Procedure, UserAuthorizationType, HSS_RETRY_AFTER_S};
 use crate::forward::{self, Hop, Plan};
 use crate::select::{self, Selected};
-use crate::{identity, next_hop, Settings};
+use crate::{identity, Settings};
+use ims_sip_transport::resolve;
 
 /// Option tags this proxy accepts in `Proxy-Require`.
 pub(crate) const SUPPORTED_PROXY_OPTIONS: &[&str] = &["path", "sec-agree"];
@@ -119,7 +120,7 @@ impl Proxy {
             let Ok(r) = r else { return n };
             for na in &r.0 {
                 match na.uri.as_sip() {
-                    Some(u) if next_hop::is_local(u, &locals, &self.settings.advertised_host) => {
+                    Some(u) if resolve::is_local(u, &locals, &self.settings.advertised_host) => {
                         n += 1
                     }
                     _ => return n,
@@ -319,7 +320,7 @@ impl Proxy {
                 None => "127.0.0.1".into(),
             }
         };
-        let port = local.map(|l| l.port()).unwrap_or(next_hop::SIP_PORT);
+        let port = local.map(|l| l.port()).unwrap_or(resolve::SIP_PORT);
         let t = match transport {
             Transport::Tcp => "TCP",
             Transport::Udp => "UDP",
@@ -365,7 +366,7 @@ impl Proxy {
             .ok()
             .map(|na| na.uri.to_string());
         let Some(target) = (match uri {
-            Some(u) => next_hop::resolve(&u).await,
+            Some(u) => resolve::uri_target(&u).await,
             None => None,
         }) else {
             debug!("ACK: next hop unresolvable: dropped");
