@@ -214,7 +214,7 @@ impl Proxy {
         let mut uar = identity::uar_for(&inc.message, &self.settings.domain);
         uar.authorization_type = UserAuthorizationType::RegistrationAndCapabilities;
         info!(failed, "assigned S-CSCF unavailable: UAR for capabilities");
-        let assignment = match self.with_timeout(self.cx.uar(uar)).await {
+        let assignment = match self.with_timeout(inc, self.cx.uar(uar)).await {
             Ok(a @ Assignment::Capabilities(_)) => a,
             Ok(other) => {
                 info!(?other, "the HSS gave no capabilities: no other S-CSCF");
@@ -249,12 +249,12 @@ impl Proxy {
             Procedure::Registration => {
                 let uar = identity::uar_for(msg, &self.settings.domain);
                 debug!(impu = %uar.public_identity, impi = %uar.user_name, uat = ?uar.authorization_type, "UAR");
-                self.with_timeout(self.cx.uar(uar)).await
+                self.with_timeout(inc, self.cx.uar(uar)).await
             }
             Procedure::Terminating => {
                 let impu = identity::lir_identity(msg);
                 debug!(%impu, "LIR");
-                self.with_timeout(self.cx.lir(impu)).await
+                self.with_timeout(inc, self.cx.lir(impu)).await
             }
         };
         let assignment = match result {
@@ -293,11 +293,17 @@ impl Proxy {
             .collect())
     }
 
+    /// A Cx query bounded by `diameter.request_timeout_ms`, and never past the
+    /// request's forwarding budget (the answer must reach the P-CSCF before its
+    /// Timer F).
     async fn with_timeout(
         &self,
+        inc: &Incoming,
         f: crate::cx::CxFuture<'_, Assignment>,
     ) -> Result<Assignment, CxFailure> {
-        match tokio::time::timeout(self.settings.cx_timeout, f).await {
+        let until = (std::time::Instant::now() + self.settings.cx_timeout)
+            .min(forward::deadline(self, inc));
+        match tokio::time::timeout_at(tokio::time::Instant::from_std(until), f).await {
             Ok(r) => r,
             Err(_) => Err(CxFailure::Timeout),
         }

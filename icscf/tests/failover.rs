@@ -486,3 +486,23 @@ Contact: <sip:alice@10.0.0.9>\r\nContent-Length: 0\r\n\r\n"
     let (ack, _) = lab.scscf[0].recv().await;
     assert_eq!(ack.method(), Some(&Method::Ack));
 }
+
+#[tokio::test]
+async fn slow_hss_is_answered_within_the_transaction_timer() {
+    // The HSS never answers and `diameter.request_timeout_ms` (default) is longer
+    // than the forwarding budget (60·T1 = 1.2 s): the 5xx still comes in time.
+    let lab = lab(100, 1, capabilities, 20, Duration::from_secs(3600)).await;
+    let t0 = Instant::now();
+    lab.pcscf
+        .send(lab.icscf, register(&lab, "z9hG4bKf9").as_bytes())
+        .await;
+    let (resp, _) = lab.pcscf.recv().await;
+    let took = t0.elapsed();
+    assert_eq!(resp.status(), Some(StatusCode::SERVER_TIMEOUT));
+    assert_eq!(resp.header_str("Retry-After"), Some("30"));
+    assert!(
+        took < Duration::from_millis(64 * 20),
+        "answered after {took:?}"
+    );
+    assert!(lab.scscf[0].recv_within(50).await.is_none());
+}
