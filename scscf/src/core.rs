@@ -11,7 +11,8 @@ use crate::settings::Settings;
 use crate::store::StoreOp;
 use ims_sip_core::builder::ResponseBuilder;
 use ims_sip_core::{Message, StatusCode};
-use std::collections::HashMap;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
@@ -37,6 +38,33 @@ pub(crate) struct Pending {
     pub used_without_qop: bool,
 }
 
+/// Ids by the time they fall due, so the periodic tick touches only what expires
+/// instead of scanning every registration. Entries go stale when a registration is
+/// refreshed or removed: whoever pops them checks the real expiry (lazy deletion), and
+/// every change of an expiry pushes a new entry.
+#[derive(Default)]
+pub(crate) struct ExpiryQueue(BinaryHeap<Reverse<(u64, String)>>);
+
+impl ExpiryQueue {
+    /// `id` is due at `at` (UNIX seconds).
+    pub(crate) fn push(&mut self, at: u64, id: &str) {
+        self.0.push(Reverse((at, id.to_string())));
+    }
+
+    /// The ids with an entry due at or before `now`, each once.
+    pub(crate) fn pop_due(&mut self, now: u64) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        while self.0.peek().is_some_and(|Reverse((at, _))| *at <= now) {
+            if let Some(Reverse((_, id))) = self.0.pop() {
+                out.push(id);
+            }
+        }
+        out.sort_unstable();
+        out.dedup();
+        out
+    }
+}
+
 /// Mutable state behind one lock, never held across an `.await`.
 #[derive(Default)]
 pub(crate) struct State {
@@ -46,10 +74,28 @@ pub(crate) struct State {
     pub subs: HashMap<String, Subscription>,
     /// Subscription ids per subscribed IMPU.
     pub subs_by_aor: HashMap<String, Vec<String>>,
+    /// When registrations next have a contact expiring.
+    pub reg_expiry: ExpiryQueue,
+    /// When subscriptions expire.
+    pub sub_expiry: ExpiryQueue,
 }
 
 impl State {
+    /// Stores `reg` and schedules its earliest contact expiry.
+    pub(crate) fn put_reg(&mut self, reg: Registration) {
+        if let Some(at) = reg.contacts.iter().map(|c| c.expires_at).min() {
+            self.reg_expiry.push(at, &reg.id);
+        }
+        self.regs.insert(reg.id.clone(), reg);
+    }
+
+    /// Schedules the expiry of subscription `id` (after its `expires_at` changed).
+    pub(crate) fn sub_expires(&mut self, id: &str, at: u64) {
+        self.sub_expiry.push(at, id);
+    }
+
     pub(crate) fn add_sub(&mut self, s: Subscription) {
+        self.sub_expiry.push(s.expires_at, &s.id);
         let ids = self.subs_by_aor.entry(s.aor.clone()).or_default();
         if !ids.contains(&s.id) {
             ids.push(s.id.clone());
@@ -158,7 +204,7 @@ impl Core {
             for i in &r.impus {
                 st.by_impu.insert(i.clone(), r.id.clone());
             }
-            st.regs.insert(r.id.clone(), r);
+            st.put_reg(r);
         }
         for s in subs {
             st.add_sub(s);
@@ -198,5 +244,24 @@ impl Core {
             Ok(r) => r,
             Err(_) => Err(CxError::Timeout),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ExpiryQueue;
+
+    #[test]
+    fn expiry_queue_pops_due_ids_once_in_time_order() {
+        let mut q = ExpiryQueue::default();
+        q.push(20, "b");
+        q.push(10, "a");
+        q.push(15, "a");
+        q.push(30, "c");
+        assert!(q.pop_due(9).is_empty());
+        assert_eq!(q.pop_due(20), vec!["a".to_string(), "b".to_string()]);
+        assert!(q.pop_due(29).is_empty());
+        assert_eq!(q.pop_due(100), vec!["c".to_string()]);
+        assert!(q.pop_due(u64::MAX).is_empty());
     }
 }

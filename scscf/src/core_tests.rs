@@ -580,6 +580,43 @@ async fn expiry_sends_timeout_deregistration() {
 }
 
 #[tokio::test]
+async fn refresh_and_restore_reschedule_expiry() {
+    let hss = Arc::new(FakeHss::new(&["sip:alice@ims.test"]));
+    let c = core(&hss);
+    register_ok(&c, &RegisterSpec::alice()).await;
+    // re-registered at NOW + 300 (another 600 s): the first expiry time passes harmlessly
+    let mut s = RegisterSpec::alice();
+    s.cseq = 10;
+    let (_, nonce) = challenge(&c, &s).await;
+    s.cseq = 11;
+    s.authorization = Some(answer(
+        &s.impi,
+        "ims.test",
+        &nonce,
+        &hex::decode(SET1_RES).unwrap(),
+        true,
+        1,
+    ));
+    let o = c.register(&msg(&s.to_text()), NOW + 300).await;
+    assert_eq!(code(&o), 200);
+    c.tick(NOW + 600).await;
+    let reg = c
+        .registration("sip:alice@ims.test")
+        .expect("refreshed binding kept");
+    // a restarted node with that state expires it on time
+    let c2 = core(&hss);
+    c2.restore(vec![reg], Vec::new());
+    assert!(c2.tick(NOW + 899).await.is_empty());
+    assert!(c2.registration("sip:alice@ims.test").is_some());
+    c2.tick(NOW + 900).await;
+    assert!(c2.registration("sip:alice@ims.test").is_none());
+    assert_eq!(
+        hss.sar_log().last().unwrap().assignment,
+        Sat::TimeoutDeregistration
+    );
+}
+
+#[tokio::test]
 async fn rtr_removes_bindings() {
     let hss = Arc::new(FakeHss::new(&["sip:alice@ims.test", "tel:+15551234"]));
     let c = core(&hss);

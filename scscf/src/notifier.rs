@@ -301,6 +301,7 @@ impl Core {
                     s.remote_target = t.clone();
                 }
             }
+            st.sub_expires(&id, now + u64::from(expires));
             let reg = st
                 .subs
                 .get(&id)
@@ -432,16 +433,16 @@ impl Core {
             let mut st = self.lock();
             let inst = Instant::now();
             st.challenges.retain(|_, p| p.expires > inst);
-            let due: Vec<String> = st
-                .regs
-                .values()
-                .filter(|r| r.contacts.iter().any(|c| c.expires_at <= now))
-                .map(|r| r.id.clone())
-                .collect();
+            let due = st.reg_expiry.pop_due(now);
             for id in due {
                 let Some(mut reg) = st.regs.remove(&id) else {
                     continue;
                 };
+                if !reg.contacts.iter().any(|c| c.expires_at <= now) {
+                    // a stale entry: refreshed since (a later entry exists)
+                    st.regs.insert(id, reg);
+                    continue;
+                }
                 let (gone, keep): (Vec<Contact>, Vec<Contact>) =
                     reg.contacts.drain(..).partition(|c| c.expires_at <= now);
                 reg.contacts = keep;
@@ -465,14 +466,14 @@ impl Core {
                     info!(impu = ?reg.impus.first(), "registration expired");
                 } else {
                     ops.push(StoreOp::PutRegistration(reg.clone()));
-                    st.regs.insert(id, reg);
+                    st.put_reg(reg);
                 }
             }
             let subs_due: Vec<String> = st
-                .subs
-                .values()
-                .filter(|s| s.expires_at <= now)
-                .map(|s| s.id.clone())
+                .sub_expiry
+                .pop_due(now)
+                .into_iter()
+                .filter(|id| st.subs.get(id).is_some_and(|s| s.expires_at <= now))
                 .collect();
             for id in subs_due {
                 let Some(mut s) = st.remove_sub(&id) else {

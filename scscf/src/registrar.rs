@@ -496,7 +496,7 @@ impl Core {
                 for i in &impus {
                     st.by_impu.insert(i.clone(), id.clone());
                 }
-                st.regs.insert(id.clone(), reg.clone());
+                st.put_reg(reg.clone());
                 ops.push(StoreOp::PutRegistration(reg.clone()));
             } else if existing.is_some() {
                 for i in &impus {
