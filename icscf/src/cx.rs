@@ -9,8 +9,9 @@
 //!   HSS, the I-CSCF shall send back a 403 (Forbidden) response").
 //! - LIA 5001 user unknown → **404 Not Found**; LIA 5003 identity not registered →
 //!   **480 Temporarily Unavailable** (TS 24.229 §5.3.2.1).
-//! - The HSS did not answer within `diameter.request_timeout_ms` → **504 Server Time-out**
-//!   with `Retry-After` (RFC 3261 §21.5.5: no timely answer from a server it accessed).
+//! - The HSS did not answer within `diameter.request_timeout_ms` (or the forwarding
+//!   budget of 60·T1, whichever ends first) → **504 Server Time-out** with `Retry-After`
+//!   (RFC 3261 §21.5.5: no timely answer from a server it accessed).
 //! - The HSS cannot be reached at all, is too busy, or answers with another error →
 //!   **500 Server Internal Error** with `Retry-After` (RFC 3261 §21.5.1, §20.33).
 //!   The UE/P-CSCF retries after that many seconds; the I-CSCF never hangs.
