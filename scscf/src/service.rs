@@ -27,9 +27,10 @@ use ims_sip_transport::{
     channel, transport_for_size, Incoming, Target, Transport, TransportError, TransportLayer,
     TransportOptions,
 };
+use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::mpsc;
@@ -225,6 +226,7 @@ impl Scscf {
         };
         let node = Arc::new(Node {
             core: core.clone(),
+            queued: Mutex::new(HashMap::new()),
             sent_by_udp: sent_by(Transport::Udp),
             sent_by_tcp: sent_by(Transport::Tcp),
             udp_size_limit: sip.transport().options().udp_size_limit,
@@ -262,6 +264,8 @@ impl Scscf {
 
 struct Node {
     core: Arc<Core>,
+    /// NOTIFYs waiting behind the one in flight, per subscription (see `spawn_notify`).
+    queued: Mutex<HashMap<String, VecDeque<Notify>>>,
     sip: TransactionLayer,
     /// Via sent-by of NOTIFYs over UDP / TCP.
     sent_by_udp: String,
@@ -293,20 +297,52 @@ impl Node {
         }
     }
 
+    /// Sends `n` after the NOTIFYs of its subscription already under way: one
+    /// transaction at a time per dialog, so CSeqs arrive in order (a lower CSeq after a
+    /// higher one would be refused with 500, RFC 3261 §12.2.2). After a failed NOTIFY the
+    /// subscription is gone and the ones queued behind it are dropped.
     fn spawn_notify(self: &Arc<Self>, n: Notify) {
+        {
+            let mut q = self.queued.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(waiting) = q.get_mut(&n.subscription) {
+                waiting.push_back(n);
+                return;
+            }
+            q.insert(n.subscription.clone(), VecDeque::new());
+        }
         let node = self.clone();
-        tokio::spawn(async move { node.send_notify(n).await });
+        tokio::spawn(async move {
+            let id = n.subscription.clone();
+            let mut next = Some(n);
+            while let Some(n) = next.take() {
+                let ok = node.send_notify(n).await;
+                let mut q = node.queued.lock().unwrap_or_else(|p| p.into_inner());
+                match q.get_mut(&id) {
+                    Some(waiting) if ok => next = waiting.pop_front(),
+                    Some(waiting) => {
+                        if !waiting.is_empty() {
+                            debug!(subscription = %id, dropped = waiting.len(), "NOTIFYs of an ended subscription dropped");
+                        }
+                    }
+                    None => {}
+                }
+                if next.is_none() {
+                    q.remove(&id);
+                }
+            }
+        });
     }
 
-    /// Sends one NOTIFY in a client transaction and reports its outcome to the core.
-    async fn send_notify(&self, n: Notify) {
+    /// Sends one NOTIFY in a client transaction and reports its outcome to the core;
+    /// `true` when it got a 2xx.
+    async fn send_notify(&self, n: Notify) -> bool {
         let hop = n.next_hop();
         let Some((wanted, dest)) = resolve(&hop).await else {
             warn!(subscription = %n.subscription, call_id = %n.call_id, uri = %hop, "NOTIFY target not resolvable");
-            return;
+            return true;
         };
         let Some(udp) = self.build_notify(&n, Transport::Udp) else {
-            return;
+            return true;
         };
         let mut result = None;
         // RFC 3261 §18.1.1: too large for UDP → TCP; if TCP cannot connect, UDP after all.
@@ -346,6 +382,7 @@ impl Node {
             warn!(subscription = %n.subscription, call_id = %n.call_id, code, "NOTIFY failed");
         }
         self.core.notify_result(&n.subscription, code).await;
+        code < 300
     }
 
     /// The NOTIFY request with our Via for `transport` and a new branch.

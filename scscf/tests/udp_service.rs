@@ -389,3 +389,85 @@ Event: reg\r\nContact: <sip:alice@{ua}>\r\nExpires: 3600\r\nContent-Length: 0\r\
     let _ = stop.send(());
     task.await.unwrap().unwrap();
 }
+
+/// The next response, skipping NOTIFY retransmissions that arrive in between.
+async fn recv_response(sock: &UdpSocket) -> Message {
+    loop {
+        let m = recv(sock).await;
+        if m.is_response() {
+            return m;
+        }
+    }
+}
+
+/// One NOTIFY in flight per subscription: the re-registration's NOTIFY (CSeq 2) waits
+/// until the first one (CSeq 1) has its final response, so CSeqs reach the subscriber in
+/// order (RFC 3261 §12.2.2).
+#[tokio::test]
+async fn notifies_of_one_subscription_go_one_at_a_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("scscf.db").display());
+    let hss = Arc::new(FakeHss::new(&["sip:alice@ims.test"]));
+    let node = start(&db, hss).await;
+    let ue = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let s = spec(&ue);
+    let (_, ok) = register(&ue, node.addr, &s, &hex::decode(SET1_RES).unwrap()).await;
+    assert_eq!(code(&ok), 200);
+    let sub = format!(
+        "SUBSCRIBE sip:alice@ims.test SIP/2.0\r\nVia: SIP/2.0/UDP {ua};branch=z9hG4bKs7;rport\r\nMax-Forwards: 70\r\n\
+From: <sip:alice@ims.test>;tag=ue-sub\r\nTo: <sip:alice@ims.test>\r\nCall-ID: sub-7\r\nCSeq: 1 SUBSCRIBE\r\n\
+Event: reg\r\nContact: <sip:alice@{ua}>\r\nExpires: 3600\r\nContent-Length: 0\r\n\r\n",
+        ua = ue.local_addr().unwrap()
+    );
+    assert_eq!(code(&transact(&ue, node.addr, &sub).await), 200);
+    let n1 = recv(&ue).await;
+    assert_eq!(n1.header_str("CSeq"), Some("1 NOTIFY"));
+
+    // re-register while NOTIFY 1 is unanswered
+    let mut s2 = s.clone();
+    s2.call_id = "reg-7".into();
+    ue.send_to(s2.to_text().as_bytes(), node.addr)
+        .await
+        .unwrap();
+    let r1 = recv_response(&ue).await;
+    assert_eq!(code(&r1), 401);
+    let nonce = nonce_of(r1.header_str("WWW-Authenticate").unwrap()).unwrap();
+    let mut s3 = s2.clone();
+    s3.cseq += 1;
+    s3.authorization = Some(answer(
+        &s.impi,
+        "ims.test",
+        &nonce,
+        &hex::decode(SET1_RES).unwrap(),
+        true,
+        1,
+    ));
+    ue.send_to(s3.to_text().as_bytes(), node.addr)
+        .await
+        .unwrap();
+    assert_eq!(code(&recv_response(&ue).await), 200);
+    // for a while only NOTIFY 1 (retransmitted) may show up
+    let mut buf = vec![0u8; 65535];
+    let quiet_until = tokio::time::Instant::now() + Duration::from_millis(700);
+    while let Ok(r) = tokio::time::timeout_at(quiet_until, ue.recv_from(&mut buf)).await {
+        let (n, _) = r.unwrap();
+        let m = parse(&buf[..n]).unwrap();
+        assert_eq!(
+            m.header_str("CSeq"),
+            Some("1 NOTIFY"),
+            "nothing but NOTIFY 1 before it is answered"
+        );
+    }
+    // answer NOTIFY 1: NOTIFY 2 follows
+    ue.send_to(&ok_to(&n1), node.addr).await.unwrap();
+    let n2 = loop {
+        let m = recv(&ue).await;
+        if m.header_str("CSeq") == Some("2 NOTIFY") {
+            break m;
+        }
+    };
+    assert_eq!(n2.method(), Some(&Method::Notify));
+    ue.send_to(&ok_to(&n2), node.addr).await.unwrap();
+    assert_eq!(node.handle.core().subscriptions().len(), 1);
+    node.stop().await;
+}
