@@ -319,12 +319,10 @@ impl Node {
                 let mut q = node.queued.lock().unwrap_or_else(|p| p.into_inner());
                 match q.get_mut(&id) {
                     Some(waiting) if ok => next = waiting.pop_front(),
-                    Some(waiting) => {
-                        if !waiting.is_empty() {
-                            debug!(subscription = %id, dropped = waiting.len(), "NOTIFYs of an ended subscription dropped");
-                        }
+                    Some(waiting) if !waiting.is_empty() => {
+                        debug!(subscription = %id, dropped = waiting.len(), "NOTIFYs of an ended subscription dropped");
                     }
-                    None => {}
+                    _ => {}
                 }
                 if next.is_none() {
                     q.remove(&id);
