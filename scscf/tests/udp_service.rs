@@ -336,6 +336,28 @@ async fn retransmitted_register_is_answered_from_the_transaction() {
         .core()
         .registration("sip:alice@ims.test")
         .is_some());
+
+    // a SUBSCRIBE sent twice: the same 200, and one NOTIFY (a second run through the
+    // notifier would send CSeq 2)
+    let sub = format!(
+        "SUBSCRIBE sip:alice@ims.test SIP/2.0\r\nVia: SIP/2.0/UDP {ua};branch=z9hG4bKs5;rport\r\nMax-Forwards: 70\r\n\
+From: <sip:alice@ims.test>;tag=ue-sub\r\nTo: <sip:alice@ims.test>\r\nCall-ID: sub-5\r\nCSeq: 1 SUBSCRIBE\r\n\
+Event: reg\r\nContact: <sip:alice@{ua}>\r\nExpires: 3600\r\nContent-Length: 0\r\n\r\n",
+        ua = ue.local_addr().unwrap()
+    );
+    let sub_ok = transact(&ue, node.addr, &sub).await;
+    assert_eq!(code(&sub_ok), 200);
+    let n1 = recv(&ue).await;
+    assert_eq!(n1.header_str("CSeq"), Some("1 NOTIFY"));
+    ue.send_to(&ok_to(&n1), node.addr).await.unwrap();
+    let sub_again = transact(&ue, node.addr, &sub).await;
+    assert_eq!(sub_again.as_bytes(), sub_ok.as_bytes());
+    assert!(
+        tokio::time::timeout(Duration::from_millis(700), ue.recv_from(&mut buf))
+            .await
+            .is_err(),
+        "no second NOTIFY for the retransmitted SUBSCRIBE"
+    );
     node.stop().await;
 }
 
