@@ -11,6 +11,7 @@
 //! - [`pool`]: the P-CSCF's SPI and protected-port allocation.
 //! - [`store`]: `SaStore` trait, kernel (`XfrmSaStore`) and in-memory (`MemorySaStore`).
 //! - [`wireshark`]: ESP SA table lines for decrypting captures.
+//! - [`watch`]: alarms for inbound ESP failing its integrity check (wrong keys at the UE).
 //! - `uml` (feature `uml`): test support to run tests inside user-mode Linux.
 //!
 //! # The P-CSCF flow
@@ -69,6 +70,7 @@ pub mod pool;
 pub mod store;
 #[cfg(feature = "uml")]
 pub mod uml;
+pub mod watch;
 pub mod wireshark;
 
 pub use alg::{AlgPair, EncryptionAlg, IntegrityAlg};
@@ -90,3 +92,4 @@ pub use store::{
     InstalledPolicy, InstalledSa, KernelProbe, MemorySaStore, OwnedState, SaStore, StoreError,
     XfrmSaStore,
 };
+pub use watch::{IntegrityAlarm, IntegrityWatch};

@@ -537,6 +537,16 @@ mod inner {
             "{}: P-CSCF SA1 shows no integrity failure",
             c.pair
         );
+        // The P-CSCF's watch turns the kernel counter into an alarm naming the UE and SA.
+        let p_ip = e.p.addr;
+        let alarms = ims_ipsec::IntegrityWatch::new().observe(&owned, |ip| ip == p_ip);
+        assert!(
+            alarms
+                .iter()
+                .any(|a| a.spi == e.p.spi_s && a.ue == sa1.0.ip() && a.new_failures >= 1),
+            "{}: no integrity alarm for SA1: {alarms:?}",
+            c.pair
+        );
         let ip_failed: u64 = ip_counters("pcscf")
             .iter()
             .filter(|x| x.0 == e.p.spi_s)
