@@ -2,6 +2,7 @@
 //!
 //! `pcscf [--config pcscf.toml]`; environment overrides `IMS_PCSCF__<SECTION>__<KEY>`.
 //! A bad configuration exits with code 2 naming the file, key and reason.
+//! SIGTERM or SIGINT stops it: its Gm SAs are removed and the store is flushed.
 
 use std::path::PathBuf;
 
@@ -34,10 +35,30 @@ async fn main() -> anyhow::Result<()> {
         let sa_store = ims_ipsec::XfrmSaStore::connect(ims_ipsec::plan::DEFAULT_PCSCF_REQID)?;
         pcscf = pcscf.with_sa_store(std::sync::Arc::new(sa_store));
     }
-    pcscf
-        .run(sockets, async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
-        .await?;
+    pcscf.run(sockets, stop_signal()).await?;
     Ok(())
+}
+
+/// Completes on SIGTERM (systemd, tests) or SIGINT (ctrl-c).
+async fn stop_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => tracing::info!("SIGTERM: stopping"),
+                    _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: stopping"),
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "SIGTERM handler not installed; stopping on SIGINT only");
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
 }

@@ -3,6 +3,14 @@
 //! reading of `application/reginfo+xml` NOTIFY bodies to learn which contacts the
 //! network de-registered (TS 24.229 §5.2.5.1).
 
+use std::sync::Arc;
+
+use ims_sip_core::builder::{new_branch, new_call_id, new_tag};
+use ims_sip_core::{Message, StatusCode};
+use ims_sip_transport::{Incoming, Transport};
+
+use crate::node::Node;
+
 /// What a NOTIFY says about one contact.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ContactState {
@@ -159,6 +167,111 @@ pub fn subscribe(p: &SubscribeParams<'_>) -> String {
     s.push_str(&format!("P-Charging-Vector: {}\r\n", p.charging_vector));
     s.push_str("Content-Length: 0\r\n\r\n");
     s
+}
+
+impl Node {
+    /// Sends the SUBSCRIBE to the reg event of `impu` along `service_route` in a client
+    /// transaction of its own (TS 24.229 §5.2.3); its answer is only logged.
+    pub(crate) fn subscribe_reg_event(&self, impu: &str, service_route: &[String]) {
+        let next = service_route
+            .first()
+            .cloned()
+            .unwrap_or_else(|| impu.to_string());
+        let pcscf = self.own_uri("pcscf");
+        let host = self.host();
+        let cv = self.charging_vector();
+        let sip = self.sip.clone();
+        let impu = impu.to_string();
+        let service_route = service_route.to_vec();
+        let locals = self.locals.clone();
+        let port = self.port();
+        tokio::spawn(async move {
+            let Some(target) = Node::resolve(&next).await else {
+                tracing::warn!(%impu, "reg-event SUBSCRIBE: next hop unresolvable");
+                return;
+            };
+            let local = locals
+                .iter()
+                .find(|(t, a)| *t == target.transport && a.is_ipv4() == target.remote.is_ipv4())
+                .map(|(_, a)| *a);
+            let target = match (target.transport, local) {
+                (Transport::Udp, Some(l)) => target.from_local(l),
+                _ => target,
+            };
+            let via = format!(
+                "SIP/2.0/{} {host}:{}",
+                target.transport.as_str().to_ascii_uppercase(),
+                local.map(|l| l.port()).unwrap_or(port)
+            );
+            let text = subscribe(&SubscribeParams {
+                impu: &impu,
+                service_route: &service_route,
+                pcscf_uri: &pcscf,
+                via: &via,
+                branch: &new_branch(),
+                call_id: &new_call_id(&host),
+                from_tag: &new_tag(),
+                expires: 600_000,
+                charging_vector: &cv,
+            });
+            let req = match Message::parse(text.into_bytes()) {
+                Ok(m) => m,
+                Err(e) => {
+                    tracing::warn!(%impu, error = %e, "reg-event SUBSCRIBE not built");
+                    return;
+                }
+            };
+            tracing::info!(%impu, dest = %target.remote, "subscribing to reg event");
+            match sip.request(req, target).await {
+                Ok(r) => {
+                    tracing::info!(%impu, status = ?r.status().map(|s| s.as_u16()), "reg-event SUBSCRIBE answered")
+                }
+                Err(e) => tracing::warn!(%impu, error = %e, "reg-event SUBSCRIBE failed"),
+            }
+        });
+    }
+
+    /// A reg-event NOTIFY to the P-CSCF (TS 24.229 §5.2.5.1): 200, then every contact
+    /// the document says is terminated is de-registered here.
+    pub(crate) async fn on_notify(self: &Node, inc: &Incoming) {
+        self.reply(inc, StatusCode::OK, None, &[]).await;
+        let body = String::from_utf8_lossy(inc.message.body()).into_owned();
+        for reg in parse_reginfo(&body) {
+            for c in &reg.contacts {
+                if c.state != "terminated" && reg.state != "terminated" {
+                    continue;
+                }
+                let Some(key) = self.registry.by_contact(&c.uri) else {
+                    continue;
+                };
+                let Some(e) = self.registry.get(&key) else {
+                    continue;
+                };
+                let mut g = e.lock().await;
+                let conn = g.conn;
+                let sets: Vec<crate::secagree::SaSet> = [g.sec_active.take(), g.sec_new.take()]
+                    .into_iter()
+                    .flatten()
+                    .collect();
+                if let Some(b) = g.on_deregistered() {
+                    tracing::info!(aor = %key.aor, contact = %b.contact, event = %c.event, "network de-registered the UE (reg event)");
+                    self.registry.unindex(&key, &b);
+                    self.remember_deregistered(&b, conn);
+                    self.unpersist(&b.contact);
+                }
+                drop(g);
+                if let (Some(sec), false) = (&self.sec, sets.is_empty()) {
+                    let sec = Arc::clone(sec);
+                    tokio::spawn(async move {
+                        tokio::time::sleep(sec.grace).await;
+                        for set in sets {
+                            sec.remove(&set).await;
+                        }
+                    });
+                }
+            }
+        }
+    }
 }
 
 #[cfg(test)]

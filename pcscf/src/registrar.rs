@@ -7,14 +7,12 @@
 //! The maps here are the in-memory view; [`crate::store`] keeps what survives a restart.
 
 use std::collections::HashMap;
-use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 
-use zeroize::Zeroizing;
+use ims_sip_core::{NameAddr, Uri};
+use ims_sip_transport::{ConnectionId as ConnId, Transport};
 
-use crate::net::{ConnId, Transport};
-use crate::sip::Uri;
 use crate::store::{Binding, FlowTransport};
 
 /// A UE as the P-CSCF tells UEs apart: the registered public identity (To AOR) and the
@@ -25,21 +23,6 @@ pub struct UeKey {
     pub aor: String,
     /// The UE's IP address.
     pub ip: IpAddr,
-}
-
-/// CK and IK from the 401 (hex as received), kept for the IPsec SAs; never logged.
-#[derive(Clone, PartialEq, Eq)]
-pub struct AkaKeys {
-    /// Confidentiality key, 32 hex digits.
-    pub ck: Zeroizing<String>,
-    /// Integrity key, 32 hex digits.
-    pub ik: Zeroizing<String>,
-}
-
-impl fmt::Debug for AkaKeys {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("AkaKeys { ck: <redacted>, ik: <redacted> }")
-    }
 }
 
 /// Registration state of one UE.
@@ -58,8 +41,6 @@ pub enum RegState {
 pub struct UeEntry {
     /// Registration state.
     pub state: RegState,
-    /// Keys of the last challenge.
-    pub keys: Option<AkaKeys>,
     /// The binding while registered.
     pub binding: Option<Binding>,
     /// TCP connection of the UE's flow, if any (not persisted).
@@ -68,10 +49,10 @@ pub struct UeEntry {
     pub subscribed: bool,
     /// Bumped on every change: lets delayed work (grace timers) see it is stale.
     pub generation: u64,
-    /// Offer chosen on the last REGISTER with Security-Client (used on its 401).
-    pub sec_pending: Option<(ims_ipsec::IpsecOffer, Vec<ims_ipsec::SecMechanism>)>,
-    /// SA set built on the last 401, not yet confirmed by a 200 OK.
+    /// SA set built on the last 401, not yet used by a protected REGISTER's 200 OK.
     pub sec_new: Option<crate::secagree::SaSet>,
+    /// When `sec_new` was built (unanswered challenges are removed after a while).
+    pub sec_new_at: Option<std::time::Instant>,
     /// SA set the registration uses.
     pub sec_active: Option<crate::secagree::SaSet>,
 }
@@ -80,20 +61,18 @@ impl UeEntry {
     fn new() -> Self {
         UeEntry {
             state: RegState::Unregistered,
-            keys: None,
             binding: None,
             conn: None,
             subscribed: false,
             generation: 0,
-            sec_pending: None,
             sec_new: None,
+            sec_new_at: None,
             sec_active: None,
         }
     }
 
-    /// 401 relayed: remember the keys.
-    pub fn on_challenge(&mut self, keys: Option<AkaKeys>) {
-        self.keys = keys;
+    /// 401 relayed.
+    pub fn on_challenge(&mut self) {
         if self.state != RegState::Registered {
             self.state = RegState::Challenged;
         }
@@ -112,7 +91,6 @@ impl UeEntry {
     /// binding that was removed.
     pub fn on_deregistered(&mut self) -> Option<Binding> {
         self.state = RegState::Unregistered;
-        self.keys = None;
         self.subscribed = false;
         self.generation += 1;
         self.binding.take()
@@ -122,8 +100,22 @@ impl UeEntry {
 /// Normalised key of a contact URI (`user@host:port`), as the S-CSCF sets it in the
 /// Request-URI of terminating requests.
 pub fn contact_key(uri: &str) -> String {
-    let u = Uri::parse(uri);
-    format!("{}@{}:{}", u.user, u.host, u.port.unwrap_or(5060))
+    let t = uri.trim();
+    let parsed = if t.starts_with('<') || t.contains("<") {
+        NameAddr::parse(t).ok().map(|na| na.uri)
+    } else {
+        Uri::parse(t).ok()
+    };
+    match parsed {
+        Some(Uri::Sip(u)) => format!(
+            "{}@{}:{}",
+            u.user.as_deref().unwrap_or(""),
+            u.host.to_string().to_ascii_lowercase(),
+            u.port.unwrap_or(5060)
+        ),
+        Some(other) => other.to_string(),
+        None => t.to_string(),
+    }
 }
 
 /// Converts a transport of the network layer to the stored form.
@@ -221,6 +213,7 @@ mod tests {
             ue_addr: "127.0.0.1:5070".parse().unwrap(),
             expires_at: 10,
             security: String::new(),
+            aor: "sip:alice@ims.test".into(),
         }
     }
 
@@ -243,7 +236,7 @@ mod tests {
         let e = r.entry(&key);
         {
             let mut g = e.lock().await;
-            g.on_challenge(None);
+            g.on_challenge();
             assert_eq!(g.state, RegState::Challenged);
             g.on_registered(binding(), None);
             r.index(&key, &binding());

@@ -21,7 +21,12 @@ use ims_ipsec::{
     SecEndpoint, SecMechanism, Side, VerifyError,
 };
 
-use crate::registrar::AkaKeys;
+use std::collections::HashMap;
+
+use ims_sip_transport::TransportLayer;
+
+use crate::headers::AkaKeys;
+use crate::protected::ProtectedPorts;
 
 /// Errors of Gm security.
 #[derive(Debug, thiserror::Error)]
@@ -164,6 +169,14 @@ pub struct GmSecurity {
     /// Delay between the last protected message and SA removal on de-registration.
     pub grace: Duration,
     wireshark: Option<PathBuf>,
+    /// Every set installed now, by the P-CSCF's spi-s (unique while installed): what a
+    /// removal may take (a set is removed once) and which policies other sets share.
+    installed: Mutex<HashMap<u32, SaSet>>,
+    /// Serialises the stale-set check and the install (kernel SA keys of two sets
+    /// toward one UE collide when the UE reuses its SPIs).
+    install_lock: tokio::sync::Mutex<()>,
+    /// The protected ports (bound per set at run time).
+    ports: Option<(Arc<ProtectedPorts>, TransportLayer)>,
 }
 
 impl fmt::Debug for GmSecurity {
@@ -223,7 +236,34 @@ impl GmSecurity {
             allow_unprotected: cfg.allow_unprotected,
             grace: Duration::from_millis(cfg.dereg_grace_ms),
             wireshark: cfg.wireshark_esp_sa_file.as_ref().map(PathBuf::from),
+            installed: Mutex::new(HashMap::new()),
+            install_lock: tokio::sync::Mutex::new(()),
+            ports: None,
         })
+    }
+
+    /// Binds each set's protected ports on `transport` while the set is installed.
+    pub fn with_ports(mut self, ports: Arc<ProtectedPorts>, transport: TransportLayer) -> Self {
+        self.ports = Some((ports, transport));
+        self
+    }
+
+    fn installed(&self) -> std::sync::MutexGuard<'_, HashMap<u32, SaSet>> {
+        self.installed.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Number of SA sets installed now.
+    pub fn installed_count(&self) -> usize {
+        self.installed().len()
+    }
+
+    /// Takes over a set restored from the store after a restart (its SAs are in the
+    /// kernel): it is known for removal and its ports are bound.
+    pub async fn adopt(&self, set: &SaSet) {
+        self.installed().insert(set.pcscf.spi_s, set.clone());
+        if let Some((ports, t)) = &self.ports {
+            ports.acquire(t, set).await;
+        }
     }
 
     /// The decision on an unprotected REGISTER (TS 33.203 §7.2, RFC 3329 §2.3.1).
@@ -305,10 +345,29 @@ impl GmSecurity {
             &PlanOptions::default(),
         )
         .map_err(|e| release(e.into()))?;
-        self.store
-            .install(&plan)
-            .await
-            .map_err(|e| release(e.into()))?;
+        let guard = self.install_lock.lock().await;
+        // A UE that offers SPIs one of our sets toward it still uses has dropped that
+        // set (it reuses SPIs only then: a reboot, a challenge it gave up on, a set in
+        // its grace period): that set goes now, or the kernel refuses the new outbound
+        // SAs (same destination and SPI).
+        let stale: Vec<SaSet> = self
+            .installed()
+            .values()
+            .filter(|s| {
+                s.ue.addr == ue_ip
+                    && [s.ue.spi_c, s.ue.spi_s]
+                        .iter()
+                        .any(|x| *x == ue.spi_c || *x == ue.spi_s)
+            })
+            .cloned()
+            .collect();
+        for old in &stale {
+            tracing::info!(ue = %ue_ip, old_spi_s = old.pcscf.spi_s, ue_spi_c = ue.spi_c, ue_spi_s = ue.spi_s, "stale SA set replaced (the UE reuses its SPIs)");
+            self.remove(old).await;
+        }
+        let installed = self.store.install(&plan).await;
+        drop(guard);
+        installed.map_err(|e| release(e.into()))?;
         if let Some(path) = &self.wireshark {
             if let Err(e) = ims_ipsec::wireshark::append_esp_sa_file(path, &plan) {
                 tracing::warn!(path = %path.display(), error = %e, "Wireshark ESP SA file not written");
@@ -316,13 +375,15 @@ impl GmSecurity {
         }
         let server = vec![SecMechanism::Ipsec3gpp(lease.security_server(pair))];
         tracing::info!(ue = %ue_ip, %pair, spi_c = pcscf.spi_c, spi_s = pcscf.spi_s, port_c = pcscf.port_c, port_s = pcscf.port_s, "SA set installed");
-        Ok(SaSet {
+        let set = SaSet {
             pair,
             ue,
             pcscf,
             server,
             client,
-        })
+        };
+        self.adopt(&set).await;
+        Ok(set)
     }
 
     /// `Security-Server` value for a set.
@@ -330,38 +391,119 @@ impl GmSecurity {
         format_security_header(&set.server)
     }
 
-    /// The protected REGISTER's check (TS 33.203 §7.4): Security-Verify echoes what was
-    /// sent, Security-Client is unchanged.
-    pub fn verify(set: &SaSet, verify: Option<&str>, client: Option<&str>) -> Result<(), String> {
+    /// The check of a protected REGISTER that arrived through `set` (TS 33.203 §7.2,
+    /// §7.4, RFC 3329 §2.3.1): `Security-Verify` echoes the `Security-Server` sent for
+    /// that set. When the REGISTER answers the challenge that created the set
+    /// (`answers_challenge`), its `Security-Client` must also be the one of the
+    /// REGISTER that set was built for; a REGISTER over the set in use may carry a new
+    /// `Security-Client` (new SPIs: the UE starts a new set, §7.4).
+    pub fn verify(
+        set: &SaSet,
+        verify: Option<&str>,
+        client: Option<&str>,
+        answers_challenge: bool,
+    ) -> Result<(), String> {
         let v = verify.ok_or("Security-Verify missing")?;
         let v = parse_security_header(v).map_err(|e| format!("Security-Verify: {e}"))?;
         check_security_verify(&set.server, &v).map_err(|e: VerifyError| e.to_string())?;
-        if let (Some(c), false) = (client, set.client.is_empty()) {
+        if let (Some(c), false, true) = (client, set.client.is_empty(), answers_challenge) {
             let c = parse_security_header(c).map_err(|e| format!("Security-Client: {e}"))?;
             check_security_client_unchanged(&set.client, &c).map_err(|e| e.to_string())?;
         }
         Ok(())
     }
 
-    /// Removes a set's SAs and returns its SPIs/ports to the pool.
-    pub async fn remove(&self, set: &SaSet) {
-        if let Some(id) = set.id() {
+    /// Whether `client` (a Security-Client value) is the one `set` was built for.
+    pub fn same_client(set: &SaSet, client: &str) -> bool {
+        match parse_security_header(client) {
+            Ok(c) => check_security_client_unchanged(&set.client, &c).is_ok(),
+            Err(_) => false,
+        }
+    }
+
+    /// Removes a set's SAs, unbinds its ports unless other sets use them and returns
+    /// its SPIs/ports to the pool; false when the set was already removed (a set is
+    /// removed once, so a late grace-period removal cannot touch a newer set that
+    /// reuses the UE's SPIs). Policies another installed set has the same selectors
+    /// for (shared protected ports and a UE that kept its ports, TS 33.203 §7.4) stay:
+    /// the store replaced them for that set.
+    pub async fn remove(&self, set: &SaSet) -> bool {
+        let keep: Vec<ims_ipsec::plan::PolicyKey> = {
+            let mut installed = self.installed();
+            if installed.remove(&set.pcscf.spi_s).is_none() {
+                return false;
+            }
+            installed
+                .values()
+                .filter_map(SaSet::id)
+                .flat_map(|l| l.policies)
+                .collect()
+        };
+        if let Some(mut id) = set.id() {
+            id.policies.retain(|p| !keep.contains(p));
             if let Err(e) = self.store.remove(&id).await {
                 tracing::warn!(ue = %set.ue.addr, error = %e, "SA removal failed");
             } else {
                 tracing::info!(ue = %set.ue.addr, spi_c = set.pcscf.spi_c, spi_s = set.pcscf.spi_s, "SA set removed");
             }
         }
+        if let Some((ports, t)) = &self.ports {
+            ports.release(t, set);
+        }
         self.pool
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .release(&set.lease());
+        true
     }
 
     /// Removes every SA this P-CSCF owns (shutdown).
     pub async fn flush(&self) {
-        if let Err(e) = self.store.flush_owned().await {
-            tracing::warn!(error = %e, "SA flush at shutdown failed");
+        match self.store.flush_owned().await {
+            Ok(gone) => tracing::info!(
+                sas = gone.sas.len(),
+                policies = gone.policies.len(),
+                "Gm SAs removed at shutdown"
+            ),
+            Err(e) => tracing::warn!(error = %e, "SA flush at shutdown failed"),
+        }
+    }
+
+    /// After a restart: removes every owned SA and policy that no restored set uses
+    /// (left by a P-CSCF that did not stop cleanly), so nothing leaks.
+    pub async fn remove_unused(&self, live: &[SaSet]) {
+        let owned = match self.store.list_owned().await {
+            Ok(o) => o,
+            Err(e) => {
+                tracing::warn!(error = %e, "listing SAs at start-up failed");
+                return;
+            }
+        };
+        let ids: Vec<SaSetId> = live.iter().filter_map(SaSet::id).collect();
+        let stale = SaSetId {
+            sas: owned
+                .sas
+                .iter()
+                .map(|s| s.key())
+                .filter(|k| !ids.iter().any(|i| i.sas.contains(k)))
+                .collect(),
+            policies: owned
+                .policies
+                .iter()
+                .map(|p| p.key)
+                .filter(|k| !ids.iter().any(|i| i.policies.contains(k)))
+                .collect(),
+        };
+        if stale.sas.is_empty() && stale.policies.is_empty() {
+            return;
+        }
+        match self.store.remove(&stale).await {
+            Ok(()) => tracing::info!(
+                sas = stale.sas.len(),
+                policies = stale.policies.len(),
+                "stale Gm SAs of a previous run removed"
+            ),
+            Err(e) => tracing::warn!(error = %e, "stale Gm SAs not removed"),
         }
     }
 }
@@ -429,14 +571,132 @@ mod tests {
             server.contains("port-s=6100") && server.contains("alg=hmac-md5-96"),
             "{server}"
         );
-        assert!(GmSecurity::verify(&set, Some(&server), Some(SAMSUNG)).is_ok());
+        assert!(GmSecurity::verify(&set, Some(&server), Some(SAMSUNG), true).is_ok());
         let bad = server.replace("port-s=6100", "port-s=6101");
-        assert!(GmSecurity::verify(&set, Some(&bad), Some(SAMSUNG)).is_err());
-        assert!(GmSecurity::verify(&set, None, None).is_err());
+        assert!(GmSecurity::verify(&set, Some(&bad), Some(SAMSUNG), true).is_err());
+        assert!(GmSecurity::verify(&set, None, None, true).is_err());
+        // Re-registration over the set in use (TS 33.203 §7.4): new SPIs are fine
+        // there, not on the REGISTER answering the set's own challenge.
+        let renewed = SAMSUNG.replace("spi-c=74618", "spi-c=84618");
+        assert!(GmSecurity::verify(&set, Some(&server), Some(&renewed), false).is_ok());
+        assert!(GmSecurity::verify(&set, Some(&server), Some(&renewed), true).is_err());
+        assert!(!GmSecurity::same_client(&set, &renewed));
+        assert!(GmSecurity::same_client(&set, SAMSUNG));
         let persisted: SaSet = set.to_string().parse().unwrap();
         assert_eq!(persisted.id(), set.id());
-        s.remove(&persisted).await;
+        s.adopt(&persisted).await;
+        assert!(s.remove(&persisted).await);
+        assert!(!s.remove(&set).await, "removed once");
         assert_eq!(store.sa_count(), 0);
         assert_eq!(store.policy_count(), 0);
+    }
+
+    #[tokio::test]
+    async fn retiring_a_set_keeps_policies_a_live_set_shares() {
+        // Shared protected ports and a UE keeping its ports: the new set's policies
+        // have the old set's selectors; removing the old set must not take them.
+        let (s, store) = sec(false);
+        let Initial::Offer { offer, client } = s.initial(Some(SAMSUNG), "ue") else {
+            panic!("no offer")
+        };
+        let ip = "127.0.0.2".parse().unwrap();
+        let old = s.create(ip, &offer, client, &keys()).await.unwrap();
+        // TS 33.203 §7.4: the UE's new Security-Client has new SPIs, same ports.
+        let renewed = SAMSUNG
+            .replace("spi-c=74618", "spi-c=84618")
+            .replace("spi-s=74619", "spi-s=84619");
+        let Initial::Offer { offer, client } = s.initial(Some(&renewed), "ue") else {
+            panic!("no offer")
+        };
+        let new = s.create(ip, &offer, client, &keys()).await.unwrap();
+        assert_ne!(old.pcscf.spi_s, new.pcscf.spi_s);
+        let policies = store.policy_count();
+        s.remove(&old).await;
+        assert_eq!(store.sa_count(), 4, "the new set's SAs stay");
+        assert_eq!(store.policy_count(), policies, "shared policies stay");
+        s.remove(&new).await;
+        assert_eq!((store.sa_count(), store.policy_count()), (0, 0));
+    }
+
+    #[tokio::test]
+    async fn a_ue_reusing_its_spis_replaces_the_stale_set() {
+        // A set for a 401 the UE never answered (or one in its grace period): the UE
+        // comes back with the same SPIs; the new set replaces it instead of failing
+        // with EEXIST on the outbound SAs, and the old set's late removal is a no-op.
+        let (s, store) = sec(false);
+        let Initial::Offer { offer, client } = s.initial(Some(SAMSUNG), "ue") else {
+            panic!("no offer")
+        };
+        let ip = "127.0.0.2".parse().unwrap();
+        let old = s.create(ip, &offer, client.clone(), &keys()).await.unwrap();
+        let new = s.create(ip, &offer, client, &keys()).await.unwrap();
+        assert_eq!(store.sa_count(), 4, "only the new set is installed");
+        assert_eq!(s.installed_count(), 1);
+        assert!(!s.remove(&old).await, "stale set already gone");
+        assert_eq!(store.sa_count(), 4, "the new set survives the late removal");
+        assert!(s.remove(&new).await);
+        assert_eq!((store.sa_count(), store.policy_count()), (0, 0));
+    }
+
+    #[tokio::test]
+    async fn concurrent_creates_for_many_ues_all_succeed() {
+        let (s, store) = sec(false);
+        let s = Arc::new(s);
+        let mut tasks = Vec::new();
+        for i in 0..100u32 {
+            let s = s.clone();
+            tasks.push(tokio::spawn(async move {
+                let client = SAMSUNG
+                    .replace("spi-c=74618", &format!("spi-c={}", 100_000 + 2 * i))
+                    .replace("spi-s=74619", &format!("spi-s={}", 100_001 + 2 * i));
+                let Initial::Offer { offer, client } = s.initial(Some(&client), "ue") else {
+                    panic!("no offer")
+                };
+                let ip: IpAddr = format!("127.0.1.{}", i + 1).parse().unwrap();
+                s.create(ip, &offer, client, &keys()).await.unwrap()
+            }));
+        }
+        let mut sets = Vec::new();
+        for t in tasks {
+            sets.push(t.await.unwrap());
+        }
+        assert_eq!(store.sa_count(), 400);
+        let mut spis: Vec<u32> = sets
+            .iter()
+            .flat_map(|x| [x.pcscf.spi_c, x.pcscf.spi_s])
+            .collect();
+        spis.sort_unstable();
+        spis.dedup();
+        assert_eq!(spis.len(), 200, "no SPI handed out twice");
+        for set in &sets {
+            assert!(s.remove(set).await);
+        }
+        assert_eq!((store.sa_count(), store.policy_count()), (0, 0));
+    }
+
+    #[tokio::test]
+    async fn stale_sets_of_a_previous_run_are_removed() {
+        let (s, store) = sec(false);
+        let Initial::Offer { offer, client } = s.initial(Some(SAMSUNG), "ue") else {
+            panic!("no offer")
+        };
+        let keep = s
+            .create(
+                "127.0.0.2".parse().unwrap(),
+                &offer,
+                client.clone(),
+                &keys(),
+            )
+            .await
+            .unwrap();
+        let _lost = s
+            .create("127.0.0.3".parse().unwrap(), &offer, client, &keys())
+            .await
+            .unwrap();
+        assert_eq!(store.sa_count(), 8);
+        s.remove_unused(std::slice::from_ref(&keep)).await;
+        assert_eq!(store.sa_count(), 4);
+        s.remove(&keep).await;
+        assert_eq!((store.sa_count(), store.policy_count()), (0, 0));
     }
 }

@@ -5,12 +5,22 @@
 //! be reached (its flow) and its requests still get `P-Asserted-Identity`. `sqlx` with the
 //! `Any` driver: a SQLite file by default (created and migrated on start), PostgreSQL by URL.
 //! Migrations are in `pcscf/migrations`, written in SQL both engines accept.
+//!
+//! The in-memory registry ([`crate::registrar`]) is the source of truth for routing; the
+//! database is written behind it by one [`Writer`] task that coalesces changes per
+//! contact and commits each batch in one transaction, so no SIP message waits for the
+//! disk (a 1,000-UE run saw pool waits over 2 s when every 200 OK wrote synchronously).
+//! A clean shutdown ([`Writer::shutdown`]) commits everything queued; on a crash the
+//! last batch being collected (milliseconds) may be lost and those UEs re-register.
 
 use std::net::SocketAddr;
 use std::str::FromStr;
 
+use std::collections::HashMap;
+
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Row};
+use tokio::sync::{mpsc, oneshot};
 
 /// Errors of the registration store.
 #[derive(Debug, thiserror::Error)]
@@ -95,6 +105,8 @@ pub struct Binding {
     pub expires_at: i64,
     /// Negotiated Gm security association description; '' when unprotected.
     pub security: String,
+    /// AOR of the REGISTER's To (the UE's key); '' when unknown (older rows).
+    pub aor: String,
 }
 
 /// The store: a pool on SQLite or PostgreSQL.
@@ -164,27 +176,83 @@ impl RegistrationStore {
 
     /// Inserts or replaces the binding of `b.contact`.
     pub async fn upsert(&self, b: &Binding) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO pcscf_registration \
-             (contact, impi, public_identities, service_route, transport, ue_addr, expires_at, security) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
-             ON CONFLICT (contact) DO UPDATE SET impi = excluded.impi, \
-             public_identities = excluded.public_identities, service_route = excluded.service_route, \
-             transport = excluded.transport, ue_addr = excluded.ue_addr, \
-             expires_at = excluded.expires_at, security = excluded.security",
-        )
-        .bind(b.contact.clone())
-        .bind(b.impi.clone())
-        .bind(b.public_identities.join("\n"))
-        .bind(b.service_route.join("\n"))
-        .bind(b.transport.as_str())
-        .bind(b.ue_addr.to_string())
-        .bind(b.expires_at)
-        .bind(b.security.clone())
-        .execute(&self.pool)
-        .await
-        .map_err(|e| self.db_err(e))?;
+        upsert_query(b)
+            .execute(&self.pool)
+            .await
+            .map_err(|e| self.db_err(e))?;
         Ok(())
+    }
+
+    /// Applies a batch in one transaction; a later change of a contact wins.
+    pub async fn apply(&self, ops: Vec<StoreOp>) -> Result<(), StoreError> {
+        let mut last: HashMap<String, Option<Binding>> = HashMap::new();
+        let mut order = Vec::new();
+        for op in ops {
+            let (contact, b) = match op {
+                StoreOp::Upsert(b) => (b.contact.clone(), Some(b)),
+                StoreOp::Remove(c) => (c, None),
+            };
+            if last.insert(contact.clone(), b).is_none() {
+                order.push(contact);
+            }
+        }
+        let mut tx = self.pool.begin().await.map_err(|e| self.db_err(e))?;
+        for contact in order {
+            match last.remove(&contact).flatten() {
+                Some(b) => {
+                    upsert_query(&b)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(|e| self.db_err(e))?;
+                }
+                None => {
+                    sqlx::query("DELETE FROM pcscf_registration WHERE contact = $1")
+                        .bind(contact)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(|e| self.db_err(e))?;
+                }
+            }
+        }
+        tx.commit().await.map_err(|e| self.db_err(e))?;
+        Ok(())
+    }
+
+    /// Starts the batched writer task. The queue is unbounded (changes keep their
+    /// order and the SIP path never waits); each batch takes up to `batch` changes.
+    pub fn spawn_writer(&self, batch: usize) -> Writer {
+        let max = batch.max(1);
+        let (tx, mut rx) = mpsc::unbounded_channel::<Queued>();
+        let store = self.clone();
+        let task = tokio::spawn(async move {
+            let mut batch = Vec::new();
+            let mut waiters = Vec::new();
+            while let Some(first) = rx.recv().await {
+                let mut next = Some(first);
+                while let Some(q) = next.take() {
+                    match q {
+                        Queued::Op(op) => batch.push(op),
+                        Queued::Barrier(w) => waiters.push(w),
+                    }
+                    if batch.len() < max {
+                        next = rx.try_recv().ok();
+                    }
+                }
+                let n = batch.len();
+                if n > 0 {
+                    match store.apply(std::mem::take(&mut batch)).await {
+                        Ok(()) => tracing::debug!(ops = n, "registration store batch committed"),
+                        Err(e) => {
+                            tracing::warn!(ops = n, error = %e, "registration store batch failed")
+                        }
+                    }
+                }
+                for w in waiters.drain(..) {
+                    let _ = w.send(());
+                }
+            }
+        });
+        Writer { tx, task }
     }
 
     /// Removes the binding of `contact` (no error if there is none).
@@ -212,7 +280,7 @@ impl RegistrationStore {
     /// All bindings (used at start-up to rebuild the in-memory view).
     pub async fn load_all(&self) -> Result<Vec<Binding>, StoreError> {
         let rows = sqlx::query(
-            "SELECT contact, impi, public_identities, service_route, transport, ue_addr, expires_at, security \
+            "SELECT contact, impi, public_identities, service_route, transport, ue_addr, expires_at, security, aor \
              FROM pcscf_registration",
         )
         .fetch_all(&self.pool)
@@ -246,8 +314,86 @@ impl RegistrationStore {
                 .try_get::<i64, _>("expires_at")
                 .map_err(|e| self.db_err(e))?,
             security: get("security")?,
+            aor: get("aor")?,
             contact,
         })
+    }
+}
+
+fn upsert_query(
+    b: &Binding,
+) -> sqlx::query::Query<'static, sqlx::Any, sqlx::any::AnyArguments<'static>> {
+    sqlx::query(
+        "INSERT INTO pcscf_registration \
+         (contact, impi, public_identities, service_route, transport, ue_addr, expires_at, security, aor) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+         ON CONFLICT (contact) DO UPDATE SET impi = excluded.impi, \
+         public_identities = excluded.public_identities, service_route = excluded.service_route, \
+         transport = excluded.transport, ue_addr = excluded.ue_addr, \
+         expires_at = excluded.expires_at, security = excluded.security, aor = excluded.aor",
+    )
+    .bind(b.contact.clone())
+    .bind(b.impi.clone())
+    .bind(b.public_identities.join("\n"))
+    .bind(b.service_route.join("\n"))
+    .bind(b.transport.as_str())
+    .bind(b.ue_addr.to_string())
+    .bind(b.expires_at)
+    .bind(b.security.clone())
+    .bind(b.aor.clone())
+}
+
+/// One change for the writer.
+#[derive(Debug, Clone)]
+pub enum StoreOp {
+    /// Insert or replace the binding of its contact.
+    Upsert(Binding),
+    /// Remove the binding of this contact.
+    Remove(String),
+}
+
+enum Queued {
+    Op(StoreOp),
+    Barrier(oneshot::Sender<()>),
+}
+
+/// Handle of the batched writer task ([`RegistrationStore::spawn_writer`]).
+#[derive(Debug)]
+pub struct Writer {
+    tx: mpsc::UnboundedSender<Queued>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl std::fmt::Debug for Queued {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Queued::Op(op) => op.fmt(f),
+            Queued::Barrier(_) => f.write_str("Barrier"),
+        }
+    }
+}
+
+impl Writer {
+    /// Queues a change without waiting.
+    pub fn send(&self, op: StoreOp) {
+        if self.tx.send(Queued::Op(op)).is_err() {
+            tracing::warn!("registration store writer stopped: change not persisted");
+        }
+    }
+
+    /// Waits until everything queued before this call is committed (or failed).
+    pub async fn flush(&self) {
+        let (tx, rx) = oneshot::channel();
+        if self.tx.send(Queued::Barrier(tx)).is_ok() {
+            let _ = rx.await;
+        }
+    }
+
+    /// Commits everything queued, then stops the task.
+    pub async fn shutdown(self) {
+        let Writer { tx, task } = self;
+        drop(tx);
+        let _ = task.await;
     }
 }
 
@@ -265,6 +411,7 @@ mod tests {
             ue_addr: "127.0.0.1:40000".parse().unwrap(),
             expires_at: exp,
             security: String::new(),
+            aor: "sip:alice@ims.test".into(),
         }
     }
 
@@ -296,6 +443,36 @@ mod tests {
         assert_eq!(gone[0].contact, "sip:bob@127.0.0.1:40001");
         s.remove("sip:alice@127.0.0.1:40000").await.unwrap();
         assert!(s.load_all().await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn writer_batches_coalesce_and_survive_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("w.sqlite").display());
+        {
+            let s = RegistrationStore::open(&url).await.unwrap();
+            let w = s.spawn_writer(16);
+            for i in 0..500 {
+                w.send(StoreOp::Upsert(binding(
+                    &format!("sip:u{i}@127.0.0.1:{i}"),
+                    100,
+                )));
+            }
+            w.send(StoreOp::Upsert(binding("sip:u1@127.0.0.1:1", 300)));
+            w.send(StoreOp::Remove("sip:u2@127.0.0.1:2".into()));
+            w.flush().await;
+            assert_eq!(s.load_all().await.unwrap().len(), 499);
+            w.send(StoreOp::Remove("sip:u3@127.0.0.1:3".into()));
+            w.shutdown().await;
+        }
+        let s = RegistrationStore::open(&url).await.unwrap();
+        let all = s.load_all().await.unwrap();
+        assert_eq!(all.len(), 498, "queued removal committed at shutdown");
+        let u1 = all
+            .iter()
+            .find(|b| b.contact == "sip:u1@127.0.0.1:1")
+            .unwrap();
+        assert_eq!(u1.expires_at, 300, "the later change of a contact wins");
     }
 
     #[test]

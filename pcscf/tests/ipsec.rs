@@ -37,11 +37,13 @@ fn security_client(ue: &Ue) -> String {
     )
 }
 
-async fn challenge(core: &Peer, ue: &Ue, pcscf: std::net::SocketAddr) -> String {
+/// An unprotected REGISTER (CSeq `cseq`, which also makes its branch: a new
+/// transaction each time, RFC 3261 §17.2.3) and its 401; returns Security-Server.
+async fn challenge(core: &Peer, ue: &Ue, pcscf: std::net::SocketAddr, cseq: u32) -> String {
     ue.plain
         .send(
             pcscf,
-            &register(ue.plain.addr, pcscf, 1, 600, &security_client(ue)),
+            &register(ue.plain.addr, pcscf, cseq, 600, &security_client(ue)),
         )
         .await;
     let (req, from) = core.recv().await;
@@ -109,7 +111,7 @@ async fn sec_agree_register_protected_flows_and_teardown() {
     let (r, _) = ue.plain.recv().await;
     assert_eq!(r.code(), Some(421));
 
-    let server = challenge(&core, &ue, pcscf).await;
+    let server = challenge(&core, &ue, pcscf, 1).await;
     assert!(
         server.contains("alg=hmac-sha-1-96") && server.contains("ealg=aes-cbc"),
         "{server}"
@@ -181,6 +183,11 @@ Call-ID: t9\r\nCSeq: 1 MESSAGE\r\nContent-Length: 0\r\n\r\n",
     let (m, src) = ue.port_s.recv().await;
     assert_eq!(m.method(), Some("MESSAGE"));
     assert_eq!(src.port(), pc, "sent from the P-CSCF's port-c");
+    // The UE answers from its port-s to the P-CSCF's port-c; the 200 reaches the core.
+    ue.port_s.answer(&m, src, 200, "OK", &[]).await;
+    let (r, _) = core.recv().await;
+    assert_eq!(r.code(), Some(200));
+    assert_eq!(r.list("via").len(), 1, "P-CSCF's Via removed");
 
     // De-registration: 200 OK still through the SAs, SAs gone after the grace period.
     ue.port_c
@@ -199,7 +206,7 @@ Call-ID: t9\r\nCSeq: 1 MESSAGE\r\nContent-Length: 0\r\n\r\n",
     assert_eq!(sa.policy_count(), 0);
 
     // A wrong Security-Verify: refused and its SAs removed.
-    let server = challenge(&core, &ue, pcscf).await;
+    let server = challenge(&core, &ue, pcscf, 5).await;
     assert_eq!(sa.sa_count(), 4);
     let bad = verify_for(&server.replace("ealg=aes-cbc", "ealg=null"));
     assert!(bad.contains("ealg=null;"), "{bad}");

@@ -6,7 +6,7 @@
 mod common;
 
 use common::*;
-use ims_pcscf::sip::{NameAddr, Uri};
+use ims_sip_core::{NameAddr, Uri};
 
 const CK: &str = "00112233445566778899aabbccddeeff";
 const IK: &str = "ffeeddccbbaa99887766554433221100";
@@ -189,8 +189,14 @@ async fn network_deregistration_by_reg_event_notify() {
     let (sub, from) = core.recv().await;
     assert_eq!(sub.method(), Some("SUBSCRIBE"));
     core.answer(&sub, from, 200, "OK", &[]).await;
-    let contact = NameAddr::parse(sub.get("contact").unwrap()).unwrap().uri;
-    assert_eq!(Uri::parse(&contact).user, "pcscf");
+    let contact = NameAddr::parse(sub.get("contact").unwrap())
+        .unwrap()
+        .uri
+        .to_string();
+    match Uri::parse(&contact).unwrap() {
+        Uri::Sip(u) => assert_eq!(u.user.as_deref(), Some("pcscf")),
+        other => panic!("{other:?}"),
+    }
     let body = format!(
         "<?xml version=\"1.0\"?>\n<reginfo xmlns=\"urn:ietf:params:xml:ns:reginfo\" version=\"1\" state=\"full\">\
 <registration aor=\"sip:alice@ims.test\" id=\"1\" state=\"terminated\">\
@@ -204,7 +210,7 @@ From: <sip:alice@ims.test>;tag=s1\r\nTo: <sip:pcscf@{pcscf}>;tag={tag}\r\nCall-I
 CSeq: 1 NOTIFY\r\nEvent: reg\r\nSubscription-State: terminated\r\n\
 Content-Type: application/reginfo+xml\r\nContent-Length: {len}\r\n\r\n{body}",
         core = core.addr,
-        tag = NameAddr::parse(sub.get("from").unwrap()).unwrap().param("tag").unwrap(),
+        tag = NameAddr::parse(sub.get("from").unwrap()).unwrap().tag().unwrap(),
         cid = sub.get("call-id").unwrap(),
         len = body.len()
     );

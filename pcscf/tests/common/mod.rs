@@ -6,12 +6,51 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use ims_pcscf::sip::Message;
 use ims_pcscf::store::RegistrationStore;
 use ims_pcscf::{Pcscf, SipSockets};
+use ims_sip_core::builder::ResponseBuilder;
+use ims_sip_core::text::split_commas;
+use ims_sip_core::StatusCode;
 use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
+
+/// A received message with the accessors these tests use.
+#[derive(Debug, Clone)]
+pub struct Message(pub ims_sip_core::Message);
+
+impl Message {
+    pub fn parse(data: &[u8]) -> Result<Message, ims_sip_core::ParseError> {
+        ims_sip_core::Message::parse(data.to_vec()).map(Message)
+    }
+
+    pub fn method(&self) -> Option<&str> {
+        self.0.method().map(|m| m.as_str())
+    }
+
+    pub fn code(&self) -> Option<u16> {
+        self.0.status().map(|s| s.as_u16())
+    }
+
+    pub fn uri(&self) -> Option<&str> {
+        self.0.request_uri_str()
+    }
+
+    /// First line's value of a header (any name, compact forms too).
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0.header_str(name)
+    }
+
+    /// Every comma-separated element of every line.
+    pub fn list(&self, name: &str) -> Vec<String> {
+        self.0
+            .header_values_str(name)
+            .flat_map(split_commas)
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+            .collect()
+    }
+}
 
 pub struct RunningPcscf {
     pub udp: SocketAddr,
@@ -45,6 +84,11 @@ pub async fn start_pcscf_with(
     tweak: impl FnOnce(&mut ims_config::PcscfConfig),
     sa_store: Option<std::sync::Arc<dyn ims_ipsec::SaStore>>,
 ) -> RunningPcscf {
+    // Logs of the node under test with RUST_LOG=ims_pcscf=debug (shown on failure).
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
     let mut cfg = ims_config::PcscfConfig {
         domain: "ims.test".into(),
         icscf_uri: format!("sip:{core}").parse().unwrap(),
@@ -110,7 +154,7 @@ impl Peer {
                 .ok()?
                 .ok()?;
         Some((
-            Message::parse(&buf[..n], true).expect("peer got unparsable SIP"),
+            Message::parse(&buf[..n]).expect("peer got unparsable SIP"),
             from,
         ))
     }
@@ -130,11 +174,13 @@ impl Peer {
         reason: &str,
         extra: &[(&str, String)],
     ) {
-        let mut r = req.response(code, reason, "coretag");
+        let mut b = ResponseBuilder::new(&req.0, StatusCode::new(code).unwrap())
+            .reason(reason)
+            .to_tag("coretag");
         for (n, v) in extra {
-            r.push_back(n, v.clone());
+            b = b.header(n, v);
         }
-        self.sock.send_to(&r.to_bytes(), to).await.unwrap();
+        self.sock.send_to(&b.build(), to).await.unwrap();
     }
 }
 

@@ -1,0 +1,91 @@
+//! The P-CSCF's protected ports (TS 33.203 §7.1): for each SA set, its port-c and
+//! port-s are bound on the Gm address at run time (UDP and TCP, so requests to the UE
+//! can leave from port-c and TCP connections can come in on port-s), counted per set
+//! so ports shared by many sets stay bound until the last set using them is gone.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Mutex;
+
+use ims_sip_transport::{Transport, TransportLayer};
+
+use crate::secagree::SaSet;
+
+/// Reference counts of bound protected ports.
+#[derive(Debug, Default)]
+pub struct ProtectedPorts {
+    /// Bound address → number of sets using it.
+    bound: Mutex<HashMap<SocketAddr, usize>>,
+    /// Server ports (port-s) → number of sets using them.
+    server: Mutex<HashMap<SocketAddr, usize>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl ProtectedPorts {
+    /// Whether `local` is a protected server port (requests arriving there are
+    /// protected by an SA set).
+    pub fn is_server(&self, local: SocketAddr) -> bool {
+        lock(&self.server).contains_key(&local)
+    }
+
+    /// Binds the set's port-c and port-s (UDP and TCP) unless already bound.
+    pub async fn acquire(&self, t: &TransportLayer, set: &SaSet) {
+        let s = SocketAddr::new(set.pcscf.addr, set.pcscf.port_s);
+        *lock(&self.server).entry(s).or_insert(0) += 1;
+        for port in [set.pcscf.port_c, set.pcscf.port_s] {
+            let a = SocketAddr::new(set.pcscf.addr, port);
+            let first = {
+                let mut b = lock(&self.bound);
+                let n = b.entry(a).or_insert(0);
+                *n += 1;
+                *n == 1
+            };
+            if first {
+                for tr in [Transport::Udp, Transport::Tcp] {
+                    if let Err(e) = t.bind(tr, a).await {
+                        tracing::warn!(addr = %a, transport = %tr, error = %e, "protected port not bound");
+                    }
+                }
+            }
+        }
+    }
+
+    /// Releases the set's ports; unbinds those no other set uses.
+    pub fn release(&self, t: &TransportLayer, set: &SaSet) {
+        let s = SocketAddr::new(set.pcscf.addr, set.pcscf.port_s);
+        {
+            let mut m = lock(&self.server);
+            if let Some(n) = m.get_mut(&s) {
+                *n -= 1;
+                if *n == 0 {
+                    m.remove(&s);
+                }
+            }
+        }
+        for port in [set.pcscf.port_c, set.pcscf.port_s] {
+            let a = SocketAddr::new(set.pcscf.addr, port);
+            let last = {
+                let mut b = lock(&self.bound);
+                match b.get_mut(&a) {
+                    Some(n) => {
+                        *n -= 1;
+                        if *n == 0 {
+                            b.remove(&a);
+                            true
+                        } else {
+                            false
+                        }
+                    }
+                    None => false,
+                }
+            };
+            if last {
+                t.unbind(Transport::Udp, a);
+                t.unbind(Transport::Tcp, a);
+            }
+        }
+    }
+}
