@@ -239,7 +239,12 @@ impl Pcscf {
                 _ = &mut shutdown => break,
                 _ = sweep.tick() => {
                     let n = node.clone();
-                    tokio::spawn(async move { expire(&n).await });
+                    tokio::spawn(async move {
+                        expire(&n).await;
+                        if let Some(sec) = &n.sec {
+                            sec.check_integrity().await;
+                        }
+                    });
                 }
                 inc = rx.recv() => {
                     let Some(inc) = inc else { break };

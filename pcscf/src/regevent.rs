@@ -3,8 +3,6 @@
 //! reading of `application/reginfo+xml` NOTIFY bodies to learn which contacts the
 //! network de-registered (TS 24.229 §5.2.5.1).
 
-use std::sync::Arc;
-
 use ims_sip_core::builder::{new_branch, new_call_id, new_tag};
 use ims_sip_core::{Message, StatusCode};
 use ims_sip_transport::{Incoming, Transport};
@@ -260,14 +258,10 @@ impl Node {
                     self.unpersist(&b.contact);
                 }
                 drop(g);
-                if let (Some(sec), false) = (&self.sec, sets.is_empty()) {
-                    let sec = Arc::clone(sec);
-                    tokio::spawn(async move {
-                        tokio::time::sleep(sec.grace).await;
-                        for set in sets {
-                            sec.remove(&set).await;
-                        }
-                    });
+                if let Some(sec) = &self.sec {
+                    for set in sets {
+                        sec.retire(set);
+                    }
                 }
             }
         }

@@ -333,6 +333,18 @@ impl Node {
                 }
             }
         }
+        if let (Some(sec), Some((through, false)), None) = (&self.sec, &ctx.through, &g.sec_active)
+        {
+            // A REGISTER through the set in use got its 200 after a de-registration
+            // (sent at the same time) retired that set: the UE is registered again, so
+            // the set stays in use.
+            if sec.reclaim(through) {
+                tracing::info!(aor = %ctx.key.aor, spi_s = through.pcscf.spi_s, "SA set taken back into use (REGISTER and de-REGISTER crossed)");
+                g.sec_active = Some(through.clone());
+            } else {
+                tracing::warn!(aor = %ctx.key.aor, "registered through an SA set that is already removed: the UE must register again");
+            }
+        }
         let public_identities: Vec<String> = headers::elements(&resp, "P-Associated-URI")
             .iter()
             .filter_map(|v| headers::uri_of(v))
@@ -426,15 +438,10 @@ impl Node {
     /// Work that must wait until the response went out: SA retirement after the
     /// grace period, the reg-event subscription.
     fn after_response(&self, after: After) {
-        if let (Some(sec), false) = (&self.sec, after.retire.is_empty()) {
-            let sec = Arc::clone(sec);
-            let retire = after.retire;
-            tokio::spawn(async move {
-                tokio::time::sleep(sec.grace).await;
-                for set in retire {
-                    sec.remove(&set).await;
-                }
-            });
+        if let Some(sec) = &self.sec {
+            for set in after.retire {
+                sec.retire(set);
+            }
         }
         if let Some((impu, route)) = after.subscribe {
             self.subscribe_reg_event(&impu, &route);

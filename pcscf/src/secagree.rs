@@ -177,6 +177,11 @@ pub struct GmSecurity {
     install_lock: tokio::sync::Mutex<()>,
     /// The protected ports (bound per set at run time).
     ports: Option<(Arc<ProtectedPorts>, TransportLayer)>,
+    /// Integrity-failure counters seen so far (FIELD-LESSONS item 1).
+    watch: Mutex<ims_ipsec::IntegrityWatch>,
+    /// Sets waiting out their grace period (by P-CSCF spi-s) with a token, so a set
+    /// taken back into use ([`GmSecurity::reclaim`]) is not removed when it ends.
+    retiring: Mutex<HashMap<u32, u64>>,
 }
 
 impl fmt::Debug for GmSecurity {
@@ -239,6 +244,8 @@ impl GmSecurity {
             installed: Mutex::new(HashMap::new()),
             install_lock: tokio::sync::Mutex::new(()),
             ports: None,
+            watch: Mutex::new(ims_ipsec::IntegrityWatch::new()),
+            retiring: Mutex::new(HashMap::new()),
         })
     }
 
@@ -455,6 +462,71 @@ impl GmSecurity {
             .unwrap_or_else(|e| e.into_inner())
             .release(&set.lease());
         true
+    }
+
+    /// Removes `set` after the grace period (the last protected messages — the 200 OK
+    /// of a de-registration, the reg-event NOTIFY — still cross it first,
+    /// FIELD-LESSONS item 4), unless it is reclaimed before.
+    pub fn retire(self: &Arc<Self>, set: SaSet) {
+        let token = rand::random::<u64>();
+        self.retiring
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(set.pcscf.spi_s, token);
+        let me = Arc::clone(self);
+        tokio::spawn(async move {
+            tokio::time::sleep(me.grace).await;
+            let still = {
+                let mut r = me.retiring.lock().unwrap_or_else(|e| e.into_inner());
+                if r.get(&set.pcscf.spi_s) == Some(&token) {
+                    r.remove(&set.pcscf.spi_s);
+                    true
+                } else {
+                    false
+                }
+            };
+            if still {
+                me.remove(&set).await;
+            }
+        });
+    }
+
+    /// Takes a retiring set back into use (a REGISTER that came through it got its
+    /// 200 after a de-registration retired it); false if it is already gone.
+    pub fn reclaim(&self, set: &SaSet) -> bool {
+        self.retiring
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&set.pcscf.spi_s);
+        self.installed().contains_key(&set.pcscf.spi_s)
+    }
+
+    /// Logs at WARN every inbound SA whose integrity failures grew since the last call,
+    /// with the probable cause (a wrong IK at the UE: K/OPc mismatch, FIELD-LESSONS
+    /// item 1). Called periodically while sets are installed.
+    pub async fn check_integrity(&self) {
+        if self.installed_count() == 0 {
+            return;
+        }
+        let state = match self.store.list_owned().await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::debug!(error = %e, "SA counters not read");
+                return;
+            }
+        };
+        let (v4, v6) = (self.gm_v4, self.gm_v6);
+        let alarms = self
+            .watch
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .observe(&state, |ip| match ip {
+                IpAddr::V4(a) => Some(a) == v4,
+                IpAddr::V6(a) => Some(a) == v6,
+            });
+        for a in alarms {
+            tracing::warn!(ue = %a.ue, spi = a.spi, alarm = %a, "ESP integrity check failures");
+        }
     }
 
     /// Removes every SA this P-CSCF owns (shutdown).

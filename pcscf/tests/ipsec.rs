@@ -222,3 +222,261 @@ Call-ID: t9\r\nCSeq: 1 MESSAGE\r\nContent-Length: 0\r\n\r\n",
     assert!(core.recv_within(200).await.is_none(), "nothing forwarded");
     p.stop().await;
 }
+
+fn client_with_spis(ue: &Ue, spi_c: u32, spi_s: u32) -> String {
+    format!(
+        "Security-Client: ipsec-3gpp;alg=hmac-sha-1-96;ealg=aes-cbc;spi-c={spi_c};spi-s={spi_s};port-c={};port-s={}\r\nRequire: sec-agree\r\nProxy-Require: sec-agree\r\n",
+        ue.port_c.addr.port(),
+        ue.port_s.addr.port()
+    )
+}
+
+const AUTH: &str = "Authorization: Digest username=\"alice@ims.test\", realm=\"ims.test\", nonce=\"bm9uY2U=\", uri=\"sip:ims.test\", response=\"0\"\r\n";
+
+/// TS 33.203 §7.4 re-registration (new SPIs over the set in use, a new set on the 401,
+/// the old one retired after the new one carried a 200), a concurrent REGISTER and
+/// de-REGISTER of one UE, SAs removed at shutdown, and SAs a crashed run left removed
+/// at start.
+#[tokio::test]
+async fn reregistration_concurrency_shutdown_and_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("p.sqlite").display());
+    let core = Peer::new().await;
+    let sa = Arc::new(MemorySaStore::new(ims_ipsec::plan::DEFAULT_PCSCF_REQID));
+    let base = 30_000 + (std::process::id() % 5_000) as u16 * 2;
+    let (pc, ps) = (base, base + 1);
+    let tweak = move |cfg: &mut ims_config::PcscfConfig| {
+        cfg.ipsec.enabled = true;
+        cfg.ipsec.allow_unprotected = false;
+        cfg.ipsec.port_c = ims_config::PortRange {
+            first: pc,
+            last: pc,
+        };
+        cfg.ipsec.port_s = ims_config::PortRange {
+            first: ps,
+            last: ps,
+        };
+        cfg.ipsec.dereg_grace_ms = 300;
+    };
+    let p = start_pcscf_with(core.addr, &db, 0, tweak, Some(sa.clone())).await;
+    let pcscf = p.udp;
+    let protected = std::net::SocketAddr::new(pcscf.ip(), ps);
+    let ue = Ue {
+        plain: Peer::new().await,
+        port_c: Peer::new().await,
+        port_s: Peer::new().await,
+    };
+    let www = |n: u32| {
+        vec![(
+            "WWW-Authenticate",
+            WWW.replace("bm9uY2U=", &format!("bm9uY2U{n}")),
+        )]
+    };
+    let ok = |cseq: u32| {
+        let _ = cseq;
+        vec![
+            ("Service-Route", format!("<sip:orig@{};lr>", core.addr)),
+            ("P-Associated-URI", "<sip:alice@ims.test>".to_string()),
+        ]
+    };
+
+    // Initial registration with SPIs 1/2.
+    let c1 = client_with_spis(&ue, 1_000_001, 1_000_002);
+    ue.plain
+        .send(pcscf, &register(ue.plain.addr, pcscf, 1, 600, &c1))
+        .await;
+    let (req, from) = core.recv().await;
+    core.answer(&req, from, 401, "Unauthorized", &www(1)).await;
+    let s1 = ue
+        .plain
+        .recv()
+        .await
+        .0
+        .get("security-server")
+        .unwrap()
+        .to_string();
+    let verify1 = format!("{c1}Security-Verify: {s1}\r\n{AUTH}");
+    ue.port_c
+        .send(
+            protected,
+            &register(ue.port_c.addr, protected, 2, 600, &verify1),
+        )
+        .await;
+    let (req, from) = core.recv().await;
+    core.answer(&req, from, 200, "OK", &ok(2)).await;
+    assert_eq!(ue.port_c.recv().await.0.code(), Some(200));
+    let (sub, from) = core.recv().await;
+    core.answer(&sub, from, 200, "OK", &[]).await;
+    assert_eq!(sa.sa_count(), 4);
+
+    // Re-registration over the set in use: Security-Verify = S1, NEW SPIs 3/4.
+    let c2 = client_with_spis(&ue, 1_000_003, 1_000_004);
+    let rereg = format!("{c2}Security-Verify: {s1}\r\n{AUTH}");
+    ue.port_c
+        .send(
+            protected,
+            &register(ue.port_c.addr, protected, 3, 600, &rereg),
+        )
+        .await;
+    let (req, from) = core.recv().await;
+    assert!(req
+        .get("authorization")
+        .unwrap()
+        .contains("integrity-protected=\"yes\""));
+    core.answer(&req, from, 401, "Unauthorized", &www(2)).await;
+    let (r401, src) = ue.port_c.recv().await;
+    assert_eq!(
+        (r401.code(), src.port()),
+        (Some(401), ps),
+        "401 through the old set"
+    );
+    let s2 = r401
+        .get("security-server")
+        .expect("new Security-Server")
+        .to_string();
+    assert_ne!(s1, s2, "a new set (new P-CSCF SPIs)");
+    assert_eq!(sa.sa_count(), 8, "old and new sets both installed");
+    // The protected REGISTER answering it, with Security-Verify = S2.
+    let verify2 = format!("{c2}Security-Verify: {s2}\r\n{AUTH}");
+    ue.port_c
+        .send(
+            protected,
+            &register(ue.port_c.addr, protected, 4, 600, &verify2),
+        )
+        .await;
+    let (req, from) = core.recv().await;
+    core.answer(&req, from, 200, "OK", &ok(4)).await;
+    assert_eq!(ue.port_c.recv().await.0.code(), Some(200));
+    assert_eq!(sa.sa_count(), 8, "old set kept for the grace period");
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert_eq!(
+        sa.sa_count(),
+        4,
+        "old set retired once the new one was used"
+    );
+    let pols = sa.policy_count();
+    assert!(
+        pols > 0,
+        "the new set's policies survive the old set's removal"
+    );
+    // A Security-Verify naming the retired set is refused now.
+    ue.port_c
+        .send(
+            protected,
+            &register(ue.port_c.addr, protected, 5, 600, &rereg),
+        )
+        .await;
+    assert_eq!(ue.port_c.recv().await.0.code(), Some(403));
+
+    // Concurrent re-REGISTER and de-REGISTER of the UE (kamailio#4671): answered in
+    // the reverse order; the end state is consistent (de-registered, SAs gone).
+    let again = format!("{c2}Security-Verify: {s2}\r\n{AUTH}");
+    ue.port_c
+        .send(
+            protected,
+            &register(ue.port_c.addr, protected, 6, 600, &again),
+        )
+        .await;
+    ue.port_c
+        .send(
+            protected,
+            &register(ue.port_c.addr, protected, 7, 0, &again),
+        )
+        .await;
+    let (a, fa) = core.recv().await;
+    let (b, fb) = core.recv().await;
+    let (rereg_req, rf, dereg_req, df) = if a.get("cseq").unwrap().starts_with('6') {
+        (a, fa, b, fb)
+    } else {
+        (b, fb, a, fa)
+    };
+    core.answer(&dereg_req, df, 200, "OK", &[]).await;
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    core.answer(&rereg_req, rf, 200, "OK", &ok(6)).await;
+    let mut codes = vec![
+        ue.port_c.recv().await.0.code(),
+        ue.port_c.recv().await.0.code(),
+    ];
+    codes.sort();
+    assert_eq!(codes, vec![Some(200), Some(200)]);
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    // Registered again by the later 200 (state and SAs agree): a request through
+    // the set is forwarded; otherwise it is refused and no SA is left.
+    ue.port_c
+        .send(protected, &message_from_ue(ue.port_c.addr, protected, 8))
+        .await;
+    let mut forwarded = None;
+    while let Some((m, from)) = core.recv_within(1000).await {
+        if m.method() == Some("SUBSCRIBE") {
+            // Registered again after the de-registration: a new reg-event subscription.
+            core.answer(&m, from, 200, "OK", &[]).await;
+            continue;
+        }
+        forwarded = Some((m, from));
+        break;
+    }
+    match forwarded {
+        Some((m, from)) => {
+            assert_eq!(m.method(), Some("MESSAGE"));
+            core.answer(&m, from, 200, "OK", &[]).await;
+            assert_eq!(ue.port_c.recv().await.0.code(), Some(200));
+            assert_eq!(sa.sa_count(), 4, "registered: its set stays installed");
+        }
+        None => {
+            assert_eq!(ue.port_c.recv().await.0.code(), Some(403));
+            assert_eq!(sa.sa_count(), 0, "de-registered: no SA left");
+        }
+    }
+
+    // Shutdown (SIGTERM/SIGINT in the binary) removes every SA of the P-CSCF.
+    p.stop().await;
+    assert_eq!(
+        (sa.sa_count(), sa.policy_count()),
+        (0, 0),
+        "SAs removed at shutdown"
+    );
+
+    // A crashed run left a set behind: the next start removes it.
+    let ue_ep = ims_ipsec::SecEndpoint {
+        addr: "127.0.0.9".parse().unwrap(),
+        spi_c: 5_000_001,
+        spi_s: 5_000_002,
+        port_c: 41_000,
+        port_s: 41_001,
+    };
+    let me = ims_ipsec::SecEndpoint {
+        addr: "127.0.0.1".parse().unwrap(),
+        spi_c: 777_001,
+        spi_s: 777_002,
+        port_c: pc,
+        port_s: ps,
+    };
+    let plan = ims_ipsec::plan_sa_set(
+        ims_ipsec::Side::Pcscf,
+        &ue_ep,
+        &me,
+        "hmac-sha-1-96/null".parse().unwrap(),
+        &ims_ipsec::Ck::new([1; 16]),
+        &ims_ipsec::Ik::new([2; 16]),
+        &ims_ipsec::PlanOptions::default(),
+    )
+    .unwrap();
+    ims_ipsec::SaStore::install(&*sa, &plan).await.unwrap();
+    assert_eq!(sa.sa_count(), 4);
+    let p = start_pcscf_with(core.addr, &db, pcscf.port(), tweak, Some(sa.clone())).await;
+    // OPTIONS answered: the node is up (restore ran before serving).
+    let probe = Peer::new().await;
+    probe
+        .send(
+            pcscf,
+            &format!(
+                "OPTIONS sip:{pcscf} SIP/2.0\r\nVia: SIP/2.0/UDP {a};branch=z9hG4bKup1\r\nMax-Forwards: 70\r\n\
+From: <sip:probe@ims.test>;tag=1\r\nTo: <sip:{pcscf}>\r\nCall-ID: up1\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n",
+                a = probe.addr
+            ),
+        )
+        .await;
+    assert_eq!(probe.recv().await.0.code(), Some(200));
+    assert_eq!(sa.sa_count(), 0, "SAs of the crashed run removed at start");
+    p.stop().await;
+}
