@@ -212,10 +212,6 @@ impl Node {
             self.on_register(inc).await;
             return;
         }
-        if let Some(key) = self.originator(&inc) {
-            self.originating(inc, key).await;
-            return;
-        }
         let top = routes.first().map(String::as_str).unwrap_or("");
         let top_is_me = !top.is_empty() && self.is_me(top);
         let top_is_term = top_is_me
@@ -226,8 +222,19 @@ impl Node {
                 })
                 .unwrap_or(false);
         let ue = self.registry.by_contact(&ruri);
+        // Toward a UE (the S-CSCF routes to the Path entry `term`, TS 24.229 §5.2.6.4)
+        // before asking whether the sender is a UE: the core may share an address
+        // with UEs (loopback labs).
+        if top_is_term {
+            self.terminating(inc, ue).await;
+            return;
+        }
+        if let Some(key) = self.originator(&inc) {
+            self.originating(inc, key).await;
+            return;
+        }
         let known = ue.is_some() || self.recently_deregistered(&ruri).is_some();
-        if top_is_term || (top_is_me && known) {
+        if top_is_me && known {
             self.terminating(inc, ue).await;
             return;
         }

@@ -259,6 +259,11 @@ impl GmSecurity {
         self.installed.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// The installed set whose P-CSCF spi-s is `spi_s`.
+    pub fn installed_set(&self, spi_s: u32) -> Option<SaSet> {
+        self.installed().get(&spi_s).cloned()
+    }
+
     /// Number of SA sets installed now.
     pub fn installed_count(&self) -> usize {
         self.installed().len()
@@ -489,6 +494,19 @@ impl GmSecurity {
                 me.remove(&set).await;
             }
         });
+    }
+
+    /// A protected message to a de-registered UE (the reg-event NOTIFY `terminated`)
+    /// just crossed `set`: if it is retiring, its grace period starts again.
+    pub fn extend(self: &Arc<Self>, set: &SaSet) {
+        let retiring = self
+            .retiring
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains_key(&set.pcscf.spi_s);
+        if retiring {
+            self.retire(set.clone());
+        }
     }
 
     /// Takes a retiring set back into use (a REGISTER that came through it got its

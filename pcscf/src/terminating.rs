@@ -27,6 +27,7 @@ impl Node {
                 target = g.binding.clone().map(|b| (b, g.conn));
             }
         }
+        let live = target.is_some();
         let Some((b, conn)) = target.or_else(|| self.recently_deregistered(&ruri)) else {
             tracing::info!(uri = %ruri, "terminating request for a UE not registered here");
             self.reply(&inc, StatusCode::TEMPORARILY_UNAVAILABLE, None, &[])
@@ -75,5 +76,12 @@ impl Node {
             return;
         }
         self.proxy(&inc, e, target).await;
+        if let (false, Some(sec), Ok(set)) = (live, &self.sec, b.security.parse::<SaSet>()) {
+            // The NOTIFY to a UE that just de-registered went out through its SAs:
+            // they go a grace period after it, not before (FIELD-LESSONS item 4).
+            if let Some(set) = sec.installed_set(set.pcscf.spi_s) {
+                sec.extend(&set);
+            }
+        }
     }
 }

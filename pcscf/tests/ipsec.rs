@@ -92,7 +92,7 @@ async fn sec_agree_register_protected_flows_and_teardown() {
                 first: ps,
                 last: ps,
             };
-            cfg.ipsec.dereg_grace_ms = 300;
+            cfg.ipsec.dereg_grace_ms = 600;
         },
         Some(sa.clone()),
     )
@@ -200,7 +200,25 @@ Call-ID: t9\r\nCSeq: 1 MESSAGE\r\nContent-Length: 0\r\n\r\n",
     core.answer(&req, from, 200, "OK", &[]).await;
     let (r, src) = ue.port_c.recv().await;
     assert_eq!((r.code(), src.port()), (Some(200), ps));
+    let t0 = std::time::Instant::now();
     assert_eq!(sa.sa_count(), 4, "SAs kept during the grace period");
+    // The reg-event NOTIFY (terminated) 400 ms later still crosses the SAs, and the
+    // grace period starts again after it (FIELD-LESSONS item 4).
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let notify = format!(
+        "NOTIFY sip:alice@{ue} SIP/2.0\r\nVia: SIP/2.0/UDP {core};branch=z9hG4bKn9\r\nMax-Forwards: 70\r\n\
+Route: <sip:term@{pcscf};lr>\r\nFrom: <sip:alice@ims.test>;tag=s\r\nTo: <sip:alice@ims.test>;tag=u\r\n\
+Call-ID: n9\r\nCSeq: 2 NOTIFY\r\nEvent: reg\r\nSubscription-State: terminated\r\nContent-Length: 0\r\n\r\n",
+        ue = ue.port_c.addr,
+        core = core.addr
+    );
+    core.send(pcscf, &notify).await;
+    let (n, src) = ue.port_s.recv().await;
+    assert_eq!((n.method(), src.port()), (Some("NOTIFY"), pc));
+    ue.port_s.answer(&n, src, 200, "OK", &[]).await;
+    assert_eq!(core.recv().await.0.code(), Some(200));
+    tokio::time::sleep(Duration::from_millis(800).saturating_sub(t0.elapsed())).await;
+    assert_eq!(sa.sa_count(), 4, "grace restarted by the NOTIFY");
     tokio::time::sleep(Duration::from_millis(700)).await;
     assert_eq!(sa.sa_count(), 0, "SAs removed after the grace period");
     assert_eq!(sa.policy_count(), 0);
