@@ -13,9 +13,9 @@ use ims_sip_core::builder::{new_branch, new_tag, ResponseBuilder};
 use ims_sip_core::edit::Editor;
 use ims_sip_core::transaction::requests::build_cancel;
 use ims_sip_core::validate::{check_request_for_proxy, unsupported_proxy_options};
-use ims_sip_core::{Message, Method, NameAddr, StatusCode, Uri};
+use ims_sip_core::{Message, Method, StatusCode, Uri};
 use ims_sip_transport::transaction::TransactionLayer;
-use ims_sip_transport::{ConnectionId, Incoming, Target, Transport, TransportError};
+use ims_sip_transport::{resolve, ConnectionId, Incoming, Target, Transport, TransportError};
 
 use crate::headers;
 use crate::protected::ProtectedPorts;
@@ -108,27 +108,24 @@ impl Node {
         self.locals.first().map(|l| l.1.port()).unwrap_or(5060)
     }
 
-    /// Whether a SIP URI points at this P-CSCF (any bound socket, protected ports too).
+    /// Whether a SIP URI (or name-addr) points at this P-CSCF (any bound socket,
+    /// protected ports too).
     pub fn is_me(&self, uri: &str) -> bool {
         let t = uri.trim();
-        let parsed = if t.contains('<') {
-            NameAddr::parse(t).ok().map(|na| na.uri)
+        let bare = if t.contains('<') {
+            match headers::uri_of(t) {
+                Some(u) => u,
+                None => return false,
+            }
         } else {
-            Uri::parse(t).ok()
+            t.to_string()
         };
-        let Some(Uri::Sip(u)) = parsed else {
+        let Ok(Uri::Sip(u)) = Uri::parse(&bare) else {
             return false;
         };
-        let port = u.port.unwrap_or(5060);
-        let host = u.host.to_string();
-        let host = host.trim_start_matches('[').trim_end_matches(']');
-        let adv = self.host();
-        let adv = adv.trim_start_matches('[').trim_end_matches(']');
         let mut all = self.sip.transport().local_addrs();
         all.extend(self.locals.iter().copied());
-        all.iter().any(|(_, a)| {
-            a.port() == port && (a.ip().to_string() == host || adv.eq_ignore_ascii_case(host))
-        })
+        resolve::is_local(&u, &all, &self.host())
     }
 
     /// The URI `sip:<user>@<host>:<port>`.
@@ -307,32 +304,16 @@ impl Node {
         }
     }
 
-    /// Resolves a URI (`sip:host[:port][;transport=tcp]`, IP literal or DNS A/AAAA; no
-    /// NAPTR/SRV, 5060 by default) to a target.
+    /// Resolves a URI or a name-addr (`<sip:host[:port][;transport=tcp];lr>`) to a
+    /// target (`ims_sip_transport::resolve`: IP literal or A/AAAA, no NAPTR/SRV).
     pub async fn resolve(uri: &str) -> Option<Target> {
         let t = uri.trim();
-        let parsed = if t.contains('<') {
-            NameAddr::parse(t).ok().map(|na| na.uri.into_owned())
+        let bare = if t.contains('<') {
+            headers::uri_of(t)?
         } else {
-            Uri::parse(t).ok().map(Uri::into_owned)
+            t.to_string()
         };
-        let Some(Uri::Sip(u)) = parsed else {
-            return None;
-        };
-        let port = u.port.unwrap_or(5060);
-        let transport = match u.transport() {
-            Some(t) if t.eq_ignore_ascii_case("tcp") => Transport::Tcp,
-            _ => Transport::Udp,
-        };
-        let addr = match u.host.ip() {
-            Some(ip) => SocketAddr::new(ip, port),
-            None => {
-                let host = u.host.to_string();
-                let mut found = tokio::net::lookup_host((host.as_str(), port)).await.ok()?;
-                found.next()?
-            }
-        };
-        Some(Target::new(transport, addr))
+        resolve::uri_target(&bare).await
     }
 
     /// Forwards the edited request (RFC 3261 §16.6: our Via, Max-Forwards) to `target`
