@@ -1317,9 +1317,11 @@ fn ue_sim_cases(dir: &Path, bin: &str) -> Result<Vec<String>> {
                 dir,
                 bin,
                 &args(&format!(
-                    "--imsi-start {} --count 1 --ipsec --offers {a}/{e} --dereg --hold-ms 4000 --port-base {}",
+                    "--imsi-start {} --count 1 --ipsec --offers {a}/{e} --dereg --hold-ms 4000 --port-base {} --spi-base {}",
                     imsi(400 + i as u32),
-                    23000 + 10 * i
+                    23000 + 10 * i,
+                    // The UEs share one address (one kernel): their SPIs must differ.
+                    3_100_000_000u32 + 1000 * i as u32
                 )),
             )?);
             }
@@ -1357,9 +1359,9 @@ fn ue_sim_cases(dir: &Path, bin: &str) -> Result<Vec<String>> {
     check("handset styles (Huawei 6 offers large SPIs, Qualcomm spaces, Samsung port-c > port-s, iPhone single alphabetical)", (|| {
         let cases = [
             ("huawei", "--style huawei --spi-base 4000000000", 24000),
-            ("qualcomm", "--style qualcomm --offers hmac-md5-96/aes-cbc,hmac-md5-96/des-ede3-cbc,hmac-md5-96/null,hmac-sha-1-96/aes-cbc,hmac-sha-1-96/des-ede3-cbc,hmac-sha-1-96/null", 24100),
-            ("samsung", "--port-c-above-port-s --offers hmac-md5-96/null,hmac-sha-1-96/null", 24200),
-            ("iphone", "--style alphabetical --offers hmac-sha-1-96/aes-cbc --transport tcp", 24300),
+            ("qualcomm", "--style qualcomm --spi-base 3200000000 --offers hmac-md5-96/aes-cbc,hmac-md5-96/des-ede3-cbc,hmac-md5-96/null,hmac-sha-1-96/aes-cbc,hmac-sha-1-96/des-ede3-cbc,hmac-sha-1-96/null", 24100),
+            ("samsung", "--port-c-above-port-s --spi-base 3300000000 --offers hmac-md5-96/null,hmac-sha-1-96/null", 24200),
+            ("iphone", "--style alphabetical --spi-base 3400000000 --offers hmac-sha-1-96/aes-cbc --transport tcp", 24300),
         ];
         let mut sims = Vec::new();
         for (i, (name, extra, port)) in cases.iter().enumerate() {
@@ -1499,19 +1501,11 @@ fn ue_sim_cases(dir: &Path, bin: &str) -> Result<Vec<String>> {
     Ok(failures)
 }
 
-/// Issue 4's `ue-sim` proof (100 UEs, every alg/ealg pair, handset styles). It does not
-/// pass yet: the P-CSCF loses Security-Server / SA setups under concurrent REGISTERs and
-/// the re-registration Security-Verify reading is unsettled (see the issue notes). It
-/// runs only with `GM_UE_SIM=1` until those are fixed, and says so when skipped.
+/// Issue 4's `ue-sim` proof: 100 UEs register and de-register with IPsec (no SA or policy
+/// left at the P-CSCF), re-registration with a new SA set over TCP, every alg/ealg pair,
+/// the handset styles, and the unprotected-UE policies.
 #[test]
 fn ue_sim_in_uml() {
-    if role().is_none() && std::env::var_os("GM_UE_SIM").is_none() {
-        println!(
-            "ue_sim_in_uml NOT RUN: known to fail on open P-CSCF IPsec concurrency bugs (issue 4); \
-             run it with GM_UE_SIM=1"
-        );
-        return;
-    }
     match role().as_deref() {
         None => {
             let mut imsis: Vec<String> = (100..200).map(imsi).collect();
