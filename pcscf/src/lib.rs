@@ -347,4 +347,7 @@ async fn expire(node: &Node) {
             node.unpersist(&b.contact);
         }
     }
+    for key in node.registry.keys() {
+        node.registry.forget_if_idle(&key);
+    }
 }

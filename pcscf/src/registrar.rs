@@ -193,6 +193,32 @@ impl Registry {
             .collect()
     }
 
+    /// Drops the entry of `key` if it holds nothing (not registered, no SA set) and no
+    /// task holds it (checked under the map lock, where `entry` hands out clones), so
+    /// de-registered UEs do not accumulate. Returns whether it was dropped.
+    pub fn forget_if_idle(&self, key: &UeKey) -> bool {
+        let mut ues = lock(&self.ues);
+        let Some(e) = ues.get(key) else {
+            return false;
+        };
+        if Arc::strong_count(e) != 1 {
+            return false;
+        }
+        let idle = match e.try_lock() {
+            Ok(g) => {
+                g.state != RegState::Registered
+                    && g.binding.is_none()
+                    && g.sec_new.is_none()
+                    && g.sec_active.is_none()
+            }
+            Err(_) => false,
+        };
+        if idle {
+            ues.remove(key);
+        }
+        idle
+    }
+
     /// Every known UE.
     pub fn keys(&self) -> Vec<UeKey> {
         lock(&self.ues).keys().cloned().collect()
@@ -253,6 +279,25 @@ mod tests {
             assert_eq!(g.state, RegState::Unregistered);
         }
         assert_eq!(r.by_contact("sip:alice@127.0.0.1:5070"), None);
+    }
+
+    #[tokio::test]
+    async fn idle_entries_are_forgotten_only_when_unused() {
+        let r = Registry::default();
+        let key = UeKey {
+            aor: "sip:alice@ims.test".into(),
+            ip: "127.0.0.1".parse().unwrap(),
+        };
+        let e = r.entry(&key);
+        e.lock().await.on_registered(binding(), None);
+        drop(e);
+        assert!(!r.forget_if_idle(&key), "registered: kept");
+        let e = r.entry(&key);
+        e.lock().await.on_deregistered();
+        assert!(!r.forget_if_idle(&key), "a task still holds it");
+        drop(e);
+        assert!(r.forget_if_idle(&key));
+        assert!(r.get(&key).is_none());
     }
 
     #[tokio::test]
