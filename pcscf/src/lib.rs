@@ -273,10 +273,26 @@ async fn restore(node: &Node, store: &RegistrationStore) -> Result<usize, PcscfE
     let now = now_s();
     let mut n = 0;
     let mut live: Vec<SaSet> = Vec::new();
+    let in_kernel = match &node.sec {
+        Some(sec) => sec.owned_sa_keys().await,
+        None => None,
+    };
     for b in store.load_all().await? {
         if b.expires_at <= now {
             node.unpersist(&b.contact);
             continue;
+        }
+        if let (Some(keys), Ok(set)) = (&in_kernel, b.security.parse::<SaSet>()) {
+            let present = set
+                .id()
+                .is_some_and(|id| id.sas.iter().all(|k| keys.contains(k)));
+            if !present {
+                // The SAs went with the previous run (a clean stop removes them): the
+                // UE cannot be reached or heard through them; it must register again.
+                tracing::info!(contact = %b.contact, "registration not restored: its SA set is gone");
+                node.unpersist(&b.contact);
+                continue;
+            }
         }
         let aor = if b.aor.is_empty() {
             aor_of(

@@ -559,6 +559,17 @@ impl GmSecurity {
         }
     }
 
+    /// The SAs this P-CSCF owns in the store now (None if they cannot be listed).
+    pub async fn owned_sa_keys(&self) -> Option<Vec<ims_ipsec::plan::SaKey>> {
+        match self.store.list_owned().await {
+            Ok(o) => Some(o.sas.iter().map(|s| s.key()).collect()),
+            Err(e) => {
+                tracing::warn!(error = %e, "listing SAs at start-up failed");
+                None
+            }
+        }
+    }
+
     /// After a restart: removes every owned SA and policy that no restored set uses
     /// (left by a P-CSCF that did not stop cleanly), so nothing leaks.
     pub async fn remove_unused(&self, live: &[SaSet]) {

@@ -496,5 +496,16 @@ From: <sip:probe@ims.test>;tag=1\r\nTo: <sip:{pcscf}>\r\nCall-ID: up1\r\nCSeq: 1
         .await;
     assert_eq!(probe.recv().await.0.code(), Some(200));
     assert_eq!(sa.sa_count(), 0, "SAs of the crashed run removed at start");
+    // The UE's SAs went at shutdown, so its registration was not restored: a request
+    // toward it is answered 480 instead of vanishing into a missing SA.
+    let term = format!(
+        "MESSAGE sip:alice@{ue} SIP/2.0\r\nVia: SIP/2.0/UDP {core};branch=z9hG4bKt77\r\nMax-Forwards: 70\r\n\
+Route: <sip:term@{pcscf};lr>\r\nFrom: <sip:bob@ims.test>;tag=b\r\nTo: <sip:alice@ims.test>\r\n\
+Call-ID: t77\r\nCSeq: 1 MESSAGE\r\nContent-Length: 0\r\n\r\n",
+        ue = ue.port_c.addr,
+        core = core.addr
+    );
+    core.send(pcscf, &term).await;
+    assert_eq!(core.recv().await.0.code(), Some(480));
     p.stop().await;
 }
