@@ -92,9 +92,9 @@ impl HssService {
         &self.store
     }
 
-    async fn subscriber_by_impu(&self, impu: &str) -> Result<Subscriber, CxError> {
+    async fn subscriber_by_impu(&self, impu: &str) -> Result<Arc<Subscriber>, CxError> {
         self.store
-            .get_by_impu(impu)
+            .profile_by_impu(impu)
             .await
             .map_err(store_err)?
             .ok_or(CxError::UserUnknown)
@@ -113,14 +113,14 @@ impl HssService {
             return Err(CxError::AuthorizationRejected);
         }
         let out = match req.authorization_type {
-            AuthorizationType::DeRegistration => match s.scscf_name {
+            AuthorizationType::DeRegistration => match s.scscf_name.clone() {
                 Some(name) => UarOutcome::Success(ServerSelection::Name(name)),
                 None => return Err(CxError::IdentityNotRegistered),
             },
             AuthorizationType::RegistrationAndCapabilities => {
                 UarOutcome::Success(self.policy.capabilities_for_query())
             }
-            AuthorizationType::Registration => match s.scscf_name {
+            AuthorizationType::Registration => match s.scscf_name.clone() {
                 Some(name) => UarOutcome::SubsequentRegistration(name),
                 None => UarOutcome::FirstRegistration(self.policy.select(&req.impu)),
             },
@@ -235,6 +235,7 @@ impl HssService {
                     .await
                     .map_err(store_err)?
                     .filter(|s| s.impi == impi)
+                    .map(Arc::new)
                     .ok_or(CxError::UserUnknown)?
             }
         };
@@ -298,7 +299,7 @@ impl HssService {
     /// LIR (TS 29.228 §6.1.4.1).
     pub async fn location_info(&self, req: &LirInput) -> Result<LirOutcome, CxError> {
         let s = self.subscriber_by_impu(&req.impu).await?;
-        let out = match s.scscf_name {
+        let out = match s.scscf_name.clone() {
             Some(name) => LirOutcome::Registered(name),
             None => LirOutcome::Unregistered(self.policy.select(&req.impu)),
         };

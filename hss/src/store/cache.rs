@@ -14,8 +14,9 @@
 //!
 //! So a change made by another process is visible to Cx within one poll interval, at
 //! the cost of one tiny query per interval rather than one per request. A miss reads the
-//! DB. The S-CSCF assignment is not cached (UAR/SAR/LIR read it from the DB), so SARs
-//! do not churn this cache.
+//! DB. UAR, SAR and LIR read whole profiles from [`ProfileCache`], evicted the same way;
+//! the S-CSCF assignment in it is updated by this process's SARs as they write it (an
+//! unchanged assignment, as on every re-registration, writes nothing).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
@@ -130,5 +131,114 @@ impl AuthCache {
     /// Records the last change seen.
     pub fn set_last_change(&self, seq: i64) {
         self.last_change.store(seq, Ordering::Release);
+    }
+}
+
+/// In-memory subscriber profiles for UAR, SAR and LIR, keyed by the IMPU asked for,
+/// with the S-CSCF assignment kept current by [`crate::store::Store::set_assignment`].
+///
+/// Without it every UAR, SAR and LIR read two rows from the DB and every SAR wrote
+/// one: the registration benchmark's HSS spent most of its CPU handing queries to
+/// the SQLite worker threads. Provisioning changes evict entries exactly as for
+/// [`AuthCache`] (own changes at once, other processes' within one poll). The
+/// profile's `sqn` is the value when it was read, not the current one: MAR takes
+/// SQNs from the [`AuthEntry`] block, never from here.
+#[derive(Debug, Default)]
+pub struct ProfileCache {
+    inner: RwLock<Profiles>,
+    /// As [`AuthCache`]'s epoch: bumped before evictions and assignment writes.
+    epoch: AtomicU64,
+}
+
+#[derive(Debug, Default)]
+struct Profiles {
+    /// IMSI → profile and the IMPU keys it is cached under.
+    by_imsi: HashMap<String, (Arc<Subscriber>, Vec<String>)>,
+    /// IMPU as asked for → IMSI.
+    by_impu: HashMap<String, String>,
+}
+
+impl ProfileCache {
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Profiles> {
+        self.inner.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, Profiles> {
+        self.inner.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The cached profile owning `impu` (as asked for before).
+    pub fn get(&self, impu: &str) -> Option<Arc<Subscriber>> {
+        let p = self.read();
+        let imsi = p.by_impu.get(impu)?;
+        p.by_imsi.get(imsi).map(|e| e.0.clone())
+    }
+
+    /// The cached profile of `imsi`.
+    pub fn by_imsi(&self, imsi: &str) -> Option<Arc<Subscriber>> {
+        self.read().by_imsi.get(imsi).map(|e| e.0.clone())
+    }
+
+    /// The epoch; take it before reading the DB on a miss.
+    pub fn epoch(&self) -> u64 {
+        self.epoch.load(Ordering::Acquire)
+    }
+
+    /// Makes reads that started before uncacheable (see [`Self::insert`]).
+    pub fn bump(&self) {
+        self.epoch.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// Caches `s`, read for `impu` while the epoch was `epoch`, unless an eviction or
+    /// assignment write happened meanwhile; a profile already cached for the same IMSI
+    /// wins (it may carry a newer assignment). Returns the profile to use.
+    pub fn insert(&self, impu: &str, s: Subscriber, epoch: u64) -> Arc<Subscriber> {
+        let mut p = self.write();
+        if self.epoch.load(Ordering::Acquire) != epoch {
+            return Arc::new(s);
+        }
+        let imsi = s.imsi.clone();
+        let entry = p
+            .by_imsi
+            .entry(imsi.clone())
+            .or_insert_with(|| (Arc::new(s), Vec::new()));
+        if !entry.1.iter().any(|k| k == impu) {
+            entry.1.push(impu.to_string());
+        }
+        let out = entry.0.clone();
+        p.by_impu.insert(impu.to_string(), imsi);
+        out
+    }
+
+    /// Records a new assignment of a cached profile (after the DB has it).
+    pub fn set_assignment(&self, imsi: &str, name: Option<&str>, host: Option<&str>) {
+        let mut p = self.write();
+        if let Some(e) = p.by_imsi.get_mut(imsi) {
+            let mut s = (*e.0).clone();
+            s.scscf_name = name.map(str::to_string);
+            s.scscf_host = host.map(str::to_string);
+            e.0 = Arc::new(s);
+        }
+    }
+
+    /// Drops the profile of a subscriber.
+    pub fn evict_imsi(&self, imsi: &str) {
+        self.bump();
+        let mut p = self.write();
+        if let Some((_, keys)) = p.by_imsi.remove(imsi) {
+            for k in keys {
+                p.by_impu.remove(&k);
+            }
+        }
+    }
+
+    /// Number of cached profiles.
+    pub fn len(&self) -> usize {
+        self.read().by_imsi.len()
+    }
+
+    /// Whether nothing is cached.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 }

@@ -8,9 +8,10 @@
 //! Both go through `sqlx::Any` with the same SQL (`$n` placeholders, `RETURNING`);
 //! only the migrations differ (`migrations/sqlite`, `migrations/postgres`).
 //!
-//! The Cx hot path (MAR) does not touch the DB per request: [`cache`] keeps K/OPc per
-//! IMPI and [`sqn`] hands out SQNs from blocks reserved ahead. See those modules for
-//! how they stay correct when another process changes the DB.
+//! The Cx hot path does not touch the DB per request: [`cache`] keeps K/OPc per IMPI
+//! for MAR and the profiles UAR/SAR/LIR read, [`sqn`] hands out SQNs from blocks
+//! reserved ahead, and SAR writes the S-CSCF assignment only when it changes. See those
+//! modules for how they stay correct when another process changes the DB.
 
 pub mod cache;
 pub mod model;
@@ -109,6 +110,10 @@ pub struct Store {
     pool: AnyPool,
     backend: Backend,
     cache: Arc<cache::AuthCache>,
+    profiles: Arc<cache::ProfileCache>,
+    /// Serialise assignment writes per subscriber (striped by IMSI), so the DB and
+    /// [`cache::ProfileCache`] end with the same value.
+    assign_locks: Arc<Vec<tokio::sync::Mutex<()>>>,
 }
 
 impl std::fmt::Debug for Store {
@@ -162,6 +167,8 @@ impl Store {
             pool,
             backend,
             cache,
+            profiles: Arc::new(cache::ProfileCache::default()),
+            assign_locks: Arc::new((0..64).map(|_| tokio::sync::Mutex::new(())).collect()),
         })
     }
 
@@ -239,7 +246,7 @@ impl Store {
         insert_impus(&mut tx, id, &new.impus).await?;
         log_change(&mut tx, &new.imsi).await?;
         tx.commit().await?;
-        self.cache.evict_imsi(&new.imsi);
+        self.evict(&new.imsi);
         self.get(&new.imsi)
             .await?
             .ok_or_else(|| StoreError::NotFound(new.imsi.clone()))
@@ -279,6 +286,27 @@ impl Store {
             }
         }
         Ok(None)
+    }
+
+    /// The subscriber owning `impu` as the Cx procedures see it: from
+    /// [`cache::ProfileCache`], read with [`Self::get_by_impu`] on a miss. Its S-CSCF
+    /// assignment is current; its `sqn` is not (see the cache).
+    pub async fn profile_by_impu(&self, impu: &str) -> Result<Option<Arc<Subscriber>>> {
+        let key = impu.trim();
+        if let Some(s) = self.profiles.get(key) {
+            return Ok(Some(s));
+        }
+        let epoch = self.profiles.epoch();
+        match self.get_by_impu(key).await? {
+            Some(s) => Ok(Some(self.profiles.insert(key, s, epoch))),
+            None => Ok(None),
+        }
+    }
+
+    /// Drops a subscriber from both caches (after a provisioning change).
+    fn evict(&self, imsi: &str) {
+        self.cache.evict_imsi(imsi);
+        self.profiles.evict_imsi(imsi);
     }
 
     /// Every subscriber, ordered by IMSI.
@@ -395,7 +423,7 @@ impl Store {
         }
         log_change(&mut tx, &cur.imsi).await?;
         tx.commit().await?;
-        self.cache.evict_imsi(&cur.imsi);
+        self.evict(&cur.imsi);
         self.get(&cur.imsi)
             .await?
             .ok_or_else(|| StoreError::NotFound(cur.imsi.clone()))
@@ -424,27 +452,49 @@ impl Store {
             .await?;
         log_change(&mut tx, &imsi).await?;
         tx.commit().await?;
-        self.cache.evict_imsi(&imsi);
+        self.evict(&imsi);
         Ok(true)
     }
 
     // === Cx side ===
 
     /// Stores (or clears, with `None`) the assigned S-CSCF for the subscriber `imsi`.
-    /// Not a provisioning change: the auth cache is unaffected.
+    /// Not a provisioning change: the auth cache is unaffected. Writes only when the
+    /// value differs from the cached profile's (re-registrations repeat it); the cached
+    /// profile is updated once the DB has the new value.
     pub async fn set_assignment(
         &self,
         imsi: &str,
         server_name: Option<&str>,
         origin_host: Option<&str>,
     ) -> Result<()> {
+        let stripe = imsi.bytes().fold(0usize, |h, b| {
+            h.wrapping_mul(31).wrapping_add(usize::from(b))
+        });
+        let _serial = self.assign_locks[stripe % self.assign_locks.len()]
+            .lock()
+            .await;
+        if let Some(cur) = self.profiles.by_imsi(imsi) {
+            if cur.scscf_name.as_deref() == server_name && cur.scscf_host.as_deref() == origin_host
+            {
+                return Ok(());
+            }
+        }
+        // A profile read from the DB before this write must not be cached after it.
+        self.profiles.bump();
         sqlx::query("UPDATE subscribers SET scscf_name = $1, scscf_host = $2 WHERE imsi = $3")
             .bind(server_name.map(str::to_string))
             .bind(origin_host.map(str::to_string))
             .bind(imsi)
             .execute(&self.pool)
             .await?;
+        self.profiles.set_assignment(imsi, server_name, origin_host);
         Ok(())
+    }
+
+    /// Number of profiles in the Cx profile cache (tests, metrics).
+    pub fn cached_profiles(&self) -> usize {
+        self.profiles.len()
     }
 
     /// The cached auth data for an IMPI (K/OPc, AMF, password, IMPUs), loading it on a miss.
@@ -538,7 +588,7 @@ impl Store {
         }
         self.cache.set_last_change(last);
         for imsi in &imsis {
-            self.cache.evict_imsi(imsi);
+            self.evict(imsi);
         }
         Ok(rows.len())
     }

@@ -324,3 +324,147 @@ async fn postgres_store_when_configured() {
         .is_some());
     assert!(store.delete(&imsi).await.expect("delete"));
 }
+
+#[tokio::test]
+async fn profiles_are_cached_with_current_assignment() {
+    let store = Store::open(&temp_db("profiles")).await.expect("open");
+    let s = store
+        .create(alice("001010000000050"))
+        .await
+        .expect("create");
+    let impu = s.impus[0].uri.clone();
+    assert!(store
+        .profile_by_impu("sip:nobody@x")
+        .await
+        .expect("miss")
+        .is_none());
+    assert_eq!(store.cached_profiles(), 0, "unknown users are not cached");
+    let p = store
+        .profile_by_impu(&impu)
+        .await
+        .expect("read")
+        .expect("some");
+    assert_eq!(
+        (p.imsi.as_str(), store.cached_profiles()),
+        (s.imsi.as_str(), 1)
+    );
+    assert!(p.scscf_name.is_none());
+
+    // SAR: DB and cache get the new assignment.
+    store
+        .set_assignment(&s.imsi, Some("sip:s1"), Some("s1.host"))
+        .await
+        .expect("assign");
+    let p = store
+        .profile_by_impu(&impu)
+        .await
+        .expect("read")
+        .expect("some");
+    assert_eq!(p.scscf_name.as_deref(), Some("sip:s1"));
+    let db = store.get(&s.imsi).await.expect("get").expect("some");
+    assert_eq!(db.scscf_name.as_deref(), Some("sip:s1"));
+
+    // The same assignment again (a re-registration's SAR) writes nothing: a value put
+    // in the DB behind the store's back survives it.
+    sqlx::query("UPDATE subscribers SET scscf_name = 'sip:behind' WHERE imsi = $1")
+        .bind(&s.imsi)
+        .execute(store.pool())
+        .await
+        .expect("raw update");
+    store
+        .set_assignment(&s.imsi, Some("sip:s1"), Some("s1.host"))
+        .await
+        .expect("same");
+    let db = store.get(&s.imsi).await.expect("get").expect("some");
+    assert_eq!(db.scscf_name.as_deref(), Some("sip:behind"));
+    // A different one is written.
+    store
+        .set_assignment(&s.imsi, None, None)
+        .await
+        .expect("clear");
+    let db = store.get(&s.imsi).await.expect("get").expect("some");
+    assert!(db.scscf_name.is_none());
+    assert!(store
+        .profile_by_impu(&impu)
+        .await
+        .expect("read")
+        .expect("some")
+        .scscf_name
+        .is_none());
+}
+
+#[tokio::test]
+async fn profile_cache_follows_provisioning_changes() {
+    let store = Store::open(&temp_db("profiles-evict")).await.expect("open");
+    let s = store
+        .create(alice("001010000000051"))
+        .await
+        .expect("create");
+    let tel = s.impus[1].uri.clone();
+    assert!(
+        !store
+            .profile_by_impu(&tel)
+            .await
+            .expect("r")
+            .expect("s")
+            .impus[1]
+            .barred
+    );
+    // This process's own update evicts at once.
+    let mut impus = s.impus.clone();
+    impus[1].barred = true;
+    store
+        .update(
+            &s.imsi,
+            SubscriberUpdate {
+                impus: Some(impus),
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("update");
+    assert!(
+        store
+            .profile_by_impu(&tel)
+            .await
+            .expect("r")
+            .expect("s")
+            .impus[1]
+            .barred
+    );
+    // Another process's change (row + change log) is seen after a poll.
+    sqlx::query("UPDATE subscribers SET scscf_name = 'sip:other' WHERE imsi = $1")
+        .bind(&s.imsi)
+        .execute(store.pool())
+        .await
+        .expect("raw update");
+    sqlx::query("INSERT INTO changes (imsi) VALUES ($1)")
+        .bind(&s.imsi)
+        .execute(store.pool())
+        .await
+        .expect("change row");
+    assert!(
+        store
+            .profile_by_impu(&tel)
+            .await
+            .expect("r")
+            .expect("s")
+            .scscf_name
+            .is_none(),
+        "cached until the poll"
+    );
+    assert!(store.poll_changes().await.expect("poll") >= 1);
+    assert_eq!(
+        store
+            .profile_by_impu(&tel)
+            .await
+            .expect("r")
+            .expect("s")
+            .scscf_name
+            .as_deref(),
+        Some("sip:other")
+    );
+    // Deleted: gone from the cache too.
+    assert!(store.delete(&s.imsi).await.expect("delete"));
+    assert!(store.profile_by_impu(&tel).await.expect("r").is_none());
+}
