@@ -41,7 +41,7 @@ pub use error::{exit_on_error, ConfigError, ConfigErrors, EXIT_CODE_BAD_CONFIG};
 pub use hss::{HssConfig, HssDiameterConfig, HttpConfig, ServerCapabilitiesConfig};
 pub use icscf::{IcscfConfig, ScscfCapabilities};
 pub use load::RoleConfig;
-pub use pcscf::{IpsecConfig, MediaConfig, PcscfConfig, PcscfRegistrationConfig};
+pub use pcscf::{IpsecConfig, MediaConfig, PcscfConfig, PcscfRegistrationConfig, SasOnShutdown};
 pub use scscf::{AuthConfig, RegEventConfig, RegistrationConfig, ScscfConfig};
 pub use types::{
     AlgPair, EncryptionAlg, HostPort, IntegrityAlg, Listen, PortRange, SipUri, Transport,

@@ -68,6 +68,71 @@ pub struct IpsecConfig {
     /// ESP SA table format (`esp_sa`), so captures can be decrypted. Contains keys:
     /// lab use only. Absent: off.
     pub wireshark_esp_sa_file: Option<String>,
+    /// What SIGTERM/SIGINT does with the P-CSCF's SAs and policies: `"remove"` (the
+    /// default: nothing is left in the kernel; IPsec UEs must register again after a
+    /// restart) or `"keep"` (they stay for the next start to adopt, so a restart does
+    /// not break registered UEs). Either way, at start the SAs of restored
+    /// registrations are adopted and every other SA of ours is removed.
+    pub sas_on_shutdown: SasOnShutdown,
+}
+
+/// `[ipsec] sas_on_shutdown`: the P-CSCF's SAs on a clean stop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SasOnShutdown {
+    /// Remove every SA and policy of the P-CSCF (`"remove"`).
+    #[default]
+    Remove,
+    /// Leave them in the kernel for the next start to adopt (`"keep"`).
+    Keep,
+}
+
+impl SasOnShutdown {
+    /// The value as written in the file.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SasOnShutdown::Remove => "remove",
+            SasOnShutdown::Keep => "keep",
+        }
+    }
+}
+
+impl std::fmt::Display for SasOnShutdown {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for SasOnShutdown {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "remove" => Ok(SasOnShutdown::Remove),
+            "keep" => Ok(SasOnShutdown::Keep),
+            _ => Err(format!("{s:?} is not \"remove\" or \"keep\"")),
+        }
+    }
+}
+
+impl Serialize for SasOnShutdown {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for SasOnShutdown {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = SasOnShutdown;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("\"remove\" or \"keep\"")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<SasOnShutdown, E> {
+                v.parse().map_err(E::custom)
+            }
+        }
+        d.deserialize_str(V)
+    }
 }
 
 /// `[registration]` of the P-CSCF.
@@ -117,6 +182,7 @@ impl Default for IpsecConfig {
             allow_unprotected: true,
             dereg_grace_ms: 2000,
             wireshark_esp_sa_file: None,
+            sas_on_shutdown: SasOnShutdown::Remove,
         }
     }
 }

@@ -68,3 +68,17 @@ fn bad_override_names_the_variable() {
     assert!(bogus.reason.contains("unknown key"), "{bogus}");
     assert_eq!(e.len(), 2, "{e}");
 }
+
+#[test]
+fn sas_on_shutdown_from_the_environment() {
+    let env = [("IMS_PCSCF__IPSEC__SAS_ON_SHUTDOWN", "keep")];
+    let c = PcscfConfig::from_toml_str_with_env("", "pcscf.toml", &env).unwrap();
+    assert_eq!(c.ipsec.sas_on_shutdown, ims_config::SasOnShutdown::Keep);
+    let env = [("IMS_PCSCF__IPSEC__SAS_ON_SHUTDOWN", "sometimes")];
+    let e = PcscfConfig::from_toml_str_with_env("", "pcscf.toml", &env).unwrap_err();
+    let msg = e.to_string();
+    assert!(
+        msg.contains("IMS_PCSCF__IPSEC__SAS_ON_SHUTDOWN") && msg.contains("\"remove\" or \"keep\""),
+        "{msg}"
+    );
+}

@@ -386,3 +386,26 @@ fn message_format_shown_in_the_readme() {
         "{msg}"
     );
 }
+
+#[test]
+fn sas_on_shutdown_values() {
+    let c = PcscfConfig::from_toml_str_with_env("", "pcscf.toml", &NoEnv).unwrap();
+    assert_eq!(c.ipsec.sas_on_shutdown, ims_config::SasOnShutdown::Remove);
+    let c = PcscfConfig::from_toml_str_with_env(
+        "[ipsec]\nsas_on_shutdown = \"keep\"\n",
+        "pcscf.toml",
+        &NoEnv,
+    )
+    .unwrap();
+    assert_eq!(c.ipsec.sas_on_shutdown, ims_config::SasOnShutdown::Keep);
+    let e = pcscf("[ipsec]\nsas_on_shutdown = \"flush\"\n");
+    let err = expect(
+        &e,
+        "pcscf.toml",
+        "ipsec.sas_on_shutdown",
+        "is not \"remove\" or \"keep\"",
+    );
+    assert_eq!(err.line, Some(2));
+    let e = pcscf("[ipsec]\nsas_on_shutdown = true\n");
+    expect(&e, "pcscf.toml", "ipsec.sas_on_shutdown", "invalid type");
+}
