@@ -41,7 +41,7 @@ use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use ims_config::{Listen, PcscfConfig};
+use ims_config::{Listen, PcscfConfig, SasOnShutdown};
 use ims_sip_transport::transaction::{
     timer_config, ResponseRouting, TransactionLayer, TransactionOptions,
 };
@@ -152,8 +152,11 @@ impl Pcscf {
     }
 
     /// Serves SIP on `sockets` until `shutdown` completes. Registrations in the store are
-    /// loaded first, so UEs registered before a restart are served at once. At shutdown
-    /// the P-CSCF's SAs are removed and every queued store change is committed.
+    /// loaded first, so UEs registered before a restart are served at once (with IPsec:
+    /// the SA sets of restored registrations still in the kernel are adopted, every
+    /// other SA of ours is removed). At shutdown every queued store change is committed
+    /// and the P-CSCF's SAs are removed, or kept for the next start with
+    /// `[ipsec] sas_on_shutdown = "keep"`.
     pub async fn run(
         self,
         sockets: SipSockets,
@@ -253,8 +256,12 @@ impl Pcscf {
                 }
             }
         }
+        node.writer.flush().await;
         if let Some(sec) = &node.sec {
-            sec.flush().await;
+            match node.s.ipsec.sas_on_shutdown {
+                SasOnShutdown::Remove => sec.flush().await,
+                SasOnShutdown::Keep => sec.keep_at_shutdown().await,
+            }
         }
         node.sip.close().await;
         node.writer.flush().await;
@@ -322,6 +329,10 @@ async fn restore(node: &Node, store: &RegistrationStore) -> Result<usize, PcscfE
         n += 1;
     }
     if let Some(sec) = &node.sec {
+        tracing::info!(
+            adopted = live.len(),
+            "Gm SA sets of restored registrations adopted"
+        );
         sec.remove_unused(&live).await;
     }
     Ok(n)

@@ -2,7 +2,8 @@
 //!
 //! `pcscf [--config pcscf.toml]`; environment overrides `IMS_PCSCF__<SECTION>__<KEY>`.
 //! A bad configuration exits with code 2 naming the file, key and reason.
-//! SIGTERM or SIGINT stops it: its Gm SAs are removed and the store is flushed.
+//! SIGTERM or SIGINT stops it: the store is flushed and its Gm SAs are removed, or left
+//! for the next start to adopt with `[ipsec] sas_on_shutdown = "keep"`.
 
 use std::path::PathBuf;
 

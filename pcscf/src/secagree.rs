@@ -132,11 +132,19 @@ impl FromStr for SaSet {
         };
         let ue = ep(it.next(), "ue=")?;
         let pcscf = ep(it.next(), "p=")?;
+        // The Security-Server sent for the set follows from the lease and the pair, so
+        // a set restored after a restart still checks the UE's Security-Verify.
+        let lease = Lease {
+            spi_c: pcscf.spi_c,
+            spi_s: pcscf.spi_s,
+            port_c: pcscf.port_c,
+            port_s: pcscf.port_s,
+        };
         Ok(SaSet {
             pair,
             ue,
             pcscf,
-            server: Vec::new(),
+            server: vec![SecMechanism::Ipsec3gpp(lease.security_server(pair))],
             client: Vec::new(),
         })
     }
@@ -162,6 +170,7 @@ pub enum Initial {
 pub struct GmSecurity {
     policy: SecAgreePolicy,
     pool: Mutex<ProtectedPool>,
+    pool_cfg: PoolConfig,
     store: Arc<dyn SaStore>,
     gm_v4: Option<std::net::Ipv4Addr>,
     gm_v6: Option<std::net::Ipv6Addr>,
@@ -218,15 +227,12 @@ impl GmSecurity {
                     .min(u32::from(u16::MAX)) as u16,
             }
         };
-        let pool = ProtectedPool::with_in_use(
-            PoolConfig {
-                spi_start: cfg.spi_start,
-                spi_count: cfg.spi_range,
-                ports,
-            },
-            in_use_spis,
-            in_use_ports,
-        )?;
+        let pool_cfg = PoolConfig {
+            spi_start: cfg.spi_start,
+            spi_count: cfg.spi_range,
+            ports,
+        };
+        let pool = ProtectedPool::with_in_use(pool_cfg, in_use_spis, in_use_ports)?;
         let preference = cfg
             .algorithms
             .iter()
@@ -235,6 +241,7 @@ impl GmSecurity {
         Ok(GmSecurity {
             policy: SecAgreePolicy { preference },
             pool: Mutex::new(pool),
+            pool_cfg,
             store,
             gm_v4: cfg.gm_address_v4,
             gm_v6: cfg.gm_address_v6,
@@ -275,6 +282,28 @@ impl GmSecurity {
         self.installed().insert(set.pcscf.spi_s, set.clone());
         if let Some((ports, t)) = &self.ports {
             ports.acquire(t, set).await;
+        }
+    }
+
+    /// Rebuilds the pool from the installed sets (at start, the kernel's SAs counted
+    /// as taken until the restored ones are known).
+    fn reset_pool(&self) {
+        let (spis, ports): (Vec<u32>, Vec<u16>) = {
+            let installed = self.installed();
+            (
+                installed
+                    .values()
+                    .flat_map(|s| [s.pcscf.spi_c, s.pcscf.spi_s])
+                    .collect(),
+                installed
+                    .values()
+                    .flat_map(|s| [s.pcscf.port_c, s.pcscf.port_s])
+                    .collect(),
+            )
+        };
+        match ProtectedPool::with_in_use(self.pool_cfg, spis, ports) {
+            Ok(p) => *self.pool.lock().unwrap_or_else(|e| e.into_inner()) = p,
+            Err(e) => tracing::warn!(error = %e, "SPI/port pool not rebuilt"),
         }
     }
 
@@ -547,6 +576,22 @@ impl GmSecurity {
         }
     }
 
+    /// `sas_on_shutdown = "keep"`: leaves every SA and policy in the kernel for the
+    /// next start to adopt (sets no restored registration uses are removed then) and
+    /// says how many.
+    pub async fn keep_at_shutdown(&self) {
+        let sets = self.installed_count();
+        match self.store.list_owned().await {
+            Ok(o) => tracing::info!(
+                sets,
+                sas = o.sas.len(),
+                policies = o.policies.len(),
+                "Gm SAs kept in the kernel at shutdown (sas_on_shutdown = keep): the next start adopts those of restored registrations"
+            ),
+            Err(e) => tracing::info!(sets, error = %e, "Gm SAs kept in the kernel at shutdown (sas_on_shutdown = keep); they could not be counted"),
+        }
+    }
+
     /// Removes every SA this P-CSCF owns (shutdown).
     pub async fn flush(&self) {
         match self.store.flush_owned().await {
@@ -571,8 +616,11 @@ impl GmSecurity {
     }
 
     /// After a restart: removes every owned SA and policy that no restored set uses
-    /// (left by a P-CSCF that did not stop cleanly), so nothing leaks.
+    /// (left by a P-CSCF that crashed or kept its SAs at shutdown: sets of unanswered
+    /// 401s, sets in their grace period, registrations lost or expired), so nothing
+    /// leaks; the pool then holds only the SPIs and ports of the installed sets.
     pub async fn remove_unused(&self, live: &[SaSet]) {
+        self.reset_pool();
         let owned = match self.store.list_owned().await {
             Ok(o) => o,
             Err(e) => {
@@ -772,6 +820,95 @@ mod tests {
         for set in &sets {
             assert!(s.remove(set).await);
         }
+        assert_eq!((store.sa_count(), store.policy_count()), (0, 0));
+    }
+
+    #[test]
+    fn a_restored_set_still_checks_security_verify() {
+        // After a restart the set comes from the store: the Security-Server it was
+        // announced with is rebuilt, so the UE's re-REGISTER over it passes the check
+        // and a forged Security-Verify does not.
+        let (s, _) = sec(false);
+        let Initial::Offer { offer, client } = s.initial(Some(SAMSUNG), "ue") else {
+            panic!("no offer")
+        };
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let set = rt
+            .block_on(s.create("127.0.0.2".parse().unwrap(), &offer, client, &keys()))
+            .unwrap();
+        let restored: SaSet = set.to_string().parse().unwrap();
+        assert_eq!(restored.server, set.server);
+        let sent = GmSecurity::security_server(&set);
+        assert!(GmSecurity::verify(&restored, Some(&sent), Some(SAMSUNG), false).is_ok());
+        let forged = sent.replace("spi-c=", "spi-c=9");
+        assert!(GmSecurity::verify(&restored, Some(&forged), None, false).is_err());
+        assert!(
+            !set.to_string().contains("ffeedd"),
+            "no key in the stored form"
+        );
+    }
+
+    #[tokio::test]
+    async fn restart_adopts_live_sets_removes_the_rest_and_frees_their_spis() {
+        // A run with two sets stops without removing them (sas_on_shutdown = keep, or
+        // a crash); the next run adopts the one a restored registration uses.
+        let (before, store) = sec(false);
+        let Initial::Offer { offer, client } = before.initial(Some(SAMSUNG), "ue") else {
+            panic!("no offer")
+        };
+        let live = before
+            .create(
+                "127.0.0.2".parse().unwrap(),
+                &offer,
+                client.clone(),
+                &keys(),
+            )
+            .await
+            .unwrap();
+        before
+            .create("127.0.0.3".parse().unwrap(), &offer, client, &keys())
+            .await
+            .unwrap();
+        before.keep_at_shutdown().await;
+        assert_eq!(store.sa_count(), 8, "keep: nothing removed at shutdown");
+        drop(before);
+        // The next start, as `Pcscf::run` does it.
+        let owned = store.list_owned().await.unwrap();
+        let cfg = ims_config::IpsecConfig {
+            enabled: true,
+            port_c: ims_config::PortRange {
+                first: 5100,
+                last: 5100,
+            },
+            port_s: ims_config::PortRange {
+                first: 6100,
+                last: 6100,
+            },
+            ..Default::default()
+        };
+        let after = GmSecurity::new(
+            &cfg,
+            store.clone(),
+            owned.sas.iter().map(|s| s.spi).collect(),
+            owned.sas.iter().flat_map(|s| [s.sport, s.dport]).collect(),
+        )
+        .unwrap();
+        let restored: SaSet = live.to_string().parse().unwrap();
+        after.adopt(&restored).await;
+        after.remove_unused(std::slice::from_ref(&restored)).await;
+        assert_eq!(store.sa_count(), 4, "the live set stays, the other goes");
+        assert_eq!(after.installed_count(), 1);
+        assert_eq!(
+            after.pool.lock().unwrap().spis_in_use(),
+            2,
+            "only the adopted set's SPIs stay taken"
+        );
+        assert!(
+            after.remove(&restored).await,
+            "the adopted set is removable"
+        );
         assert_eq!((store.sa_count(), store.policy_count()), (0, 0));
     }
 

@@ -509,3 +509,164 @@ Call-ID: t77\r\nCSeq: 1 MESSAGE\r\nContent-Length: 0\r\n\r\n",
     assert_eq!(core.recv().await.0.code(), Some(480));
     p.stop().await;
 }
+
+/// `sas_on_shutdown = "keep"`: a clean stop leaves the UE's SAs; the next start adopts
+/// them (their protected ports are bound again): a request toward the UE leaves from
+/// port-c to its port-s, and its re-REGISTER over the old set passes the
+/// Security-Verify check and gets a new set; de-registration then removes everything.
+#[tokio::test]
+async fn keep_mode_restart_adopts_the_live_sas() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("p.sqlite").display());
+    let core = Peer::new().await;
+    let sa = Arc::new(MemorySaStore::new(ims_ipsec::plan::DEFAULT_PCSCF_REQID));
+    let base = 36_000 + (std::process::id() % 4_000) as u16 * 2;
+    let (pc, ps) = (base, base + 1);
+    let tweak = move |cfg: &mut ims_config::PcscfConfig| {
+        cfg.ipsec.enabled = true;
+        cfg.ipsec.allow_unprotected = false;
+        cfg.ipsec.port_c = ims_config::PortRange {
+            first: pc,
+            last: pc,
+        };
+        cfg.ipsec.port_s = ims_config::PortRange {
+            first: ps,
+            last: ps,
+        };
+        cfg.ipsec.dereg_grace_ms = 300;
+        cfg.ipsec.sas_on_shutdown = ims_config::SasOnShutdown::Keep;
+    };
+    let p = start_pcscf_with(core.addr, &db, 0, tweak, Some(sa.clone())).await;
+    let pcscf = p.udp;
+    let protected = std::net::SocketAddr::new(pcscf.ip(), ps);
+    let ue = Ue {
+        plain: Peer::new().await,
+        port_c: Peer::new().await,
+        port_s: Peer::new().await,
+    };
+    let ok = vec![
+        ("Service-Route", format!("<sip:orig@{};lr>", core.addr)),
+        ("P-Associated-URI", "<sip:alice@ims.test>".to_string()),
+    ];
+    let c1 = client_with_spis(&ue, 2_000_001, 2_000_002);
+    ue.plain
+        .send(pcscf, &register(ue.plain.addr, pcscf, 1, 600, &c1))
+        .await;
+    let (req, from) = core.recv().await;
+    core.answer(
+        &req,
+        from,
+        401,
+        "Unauthorized",
+        &[("WWW-Authenticate", WWW.into())],
+    )
+    .await;
+    let s1 = ue
+        .plain
+        .recv()
+        .await
+        .0
+        .get("security-server")
+        .unwrap()
+        .to_string();
+    let verify1 = format!("{c1}Security-Verify: {s1}\r\n{AUTH}");
+    ue.port_c
+        .send(
+            protected,
+            &register(ue.port_c.addr, protected, 2, 600, &verify1),
+        )
+        .await;
+    let (req, from) = core.recv().await;
+    core.answer(&req, from, 200, "OK", &ok).await;
+    assert_eq!(ue.port_c.recv().await.0.code(), Some(200));
+    let (sub, from) = core.recv().await;
+    core.answer(&sub, from, 200, "OK", &[]).await;
+    assert_eq!(sa.sa_count(), 4);
+    let policies = sa.policy_count();
+
+    // Clean stop in keep mode: the SAs stay.
+    p.stop().await;
+    assert_eq!(
+        (sa.sa_count(), sa.policy_count()),
+        (4, policies),
+        "keep: SAs and policies left for the next start"
+    );
+
+    // Next start: the set is adopted, not removed.
+    let p = start_pcscf_with(core.addr, &db, pcscf.port(), tweak, Some(sa.clone())).await;
+    let term = |n: u32| {
+        format!(
+            "MESSAGE sip:alice@{ue} SIP/2.0\r\nVia: SIP/2.0/UDP {core};branch=z9hG4bKk{n}\r\nMax-Forwards: 70\r\n\
+Route: <sip:term@{pcscf};lr>\r\nFrom: <sip:bob@ims.test>;tag=b\r\nTo: <sip:alice@ims.test>\r\n\
+Call-ID: k{n}\r\nCSeq: 1 MESSAGE\r\nContent-Length: 0\r\n\r\n",
+            ue = ue.port_c.addr,
+            core = core.addr
+        )
+    };
+    core.send(pcscf, &term(1)).await;
+    let (m, src) = ue.port_s.recv().await;
+    assert_eq!(m.method(), Some("MESSAGE"));
+    assert_eq!(
+        src.port(),
+        pc,
+        "toward the UE from port-c of the adopted set"
+    );
+    ue.port_s.answer(&m, src, 200, "OK", &[]).await;
+    assert_eq!(core.recv().await.0.code(), Some(200));
+    assert_eq!(sa.sa_count(), 4, "adopted set kept at start");
+
+    // Re-registration over the adopted set (TS 33.203 §7.4): Security-Verify = S1.
+    let c2 = client_with_spis(&ue, 2_000_003, 2_000_004);
+    let rereg = format!("{c2}Security-Verify: {s1}\r\n{AUTH}");
+    ue.port_c
+        .send(
+            protected,
+            &register(ue.port_c.addr, protected, 3, 600, &rereg),
+        )
+        .await;
+    let (req, from) = core.recv().await;
+    assert_eq!(req.method(), Some("REGISTER"), "re-REGISTER forwarded");
+    core.answer(
+        &req,
+        from,
+        401,
+        "Unauthorized",
+        &[("WWW-Authenticate", WWW.replace("bm9uY2U=", "bm9uY2U2"))],
+    )
+    .await;
+    let (r401, src) = ue.port_c.recv().await;
+    assert_eq!((r401.code(), src.port()), (Some(401), ps));
+    let s2 = r401.get("security-server").unwrap().to_string();
+    assert_eq!(sa.sa_count(), 8);
+    let verify2 = format!("{c2}Security-Verify: {s2}\r\n{AUTH}");
+    ue.port_c
+        .send(
+            protected,
+            &register(ue.port_c.addr, protected, 4, 600, &verify2),
+        )
+        .await;
+    let (req, from) = core.recv().await;
+    core.answer(&req, from, 200, "OK", &ok).await;
+    assert_eq!(ue.port_c.recv().await.0.code(), Some(200));
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert_eq!(
+        sa.sa_count(),
+        4,
+        "the adopted set retired after the new one"
+    );
+
+    // De-registration over the new set: nothing left after the grace period.
+    ue.port_c
+        .send(
+            protected,
+            &register(ue.port_c.addr, protected, 5, 0, &verify2),
+        )
+        .await;
+    let (req, from) = core.recv().await;
+    core.answer(&req, from, 200, "OK", &[]).await;
+    assert_eq!(ue.port_c.recv().await.0.code(), Some(200));
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert_eq!((sa.sa_count(), sa.policy_count()), (0, 0));
+    p.stop().await;
+    assert_eq!((sa.sa_count(), sa.policy_count()), (0, 0));
+}
