@@ -1548,3 +1548,608 @@ fn ue_sim_in_uml() {
         Some(other) => panic!("unknown role {other}"),
     }
 }
+
+// ---------------------------------------------------------------------------------
+// Test 3: P-CSCF restarts with live SAs (issue 4: "a P-CSCF restart neither leaks nor
+// breaks live SAs").
+// ---------------------------------------------------------------------------------
+
+const RESTART: &str = "pcscf_restart_keeps_live_sas_in_uml";
+
+/// The P-CSCF's side of one SA set as the 401's Security-Server announced it, and the
+/// UE's SPIs it was built for.
+#[derive(Debug, Clone)]
+struct RestartSet {
+    p_spi_c: u32,
+    p_spi_s: u32,
+    p_pc: u16,
+    p_ps: u16,
+    spi_uc: u32,
+    spi_us: u32,
+    ss: String,
+}
+
+/// What the UE answers later challenges and re-REGISTERs with (RFC 3310 §3.3).
+#[derive(Debug, Clone)]
+struct RestartCreds {
+    nonce: String,
+    realm: String,
+    qop: bool,
+    res: Vec<u8>,
+    nc: u32,
+}
+
+fn restart_authorization(ue: &IndepUe, c: &RestartCreds) -> String {
+    let cnonce = format!("{:016x}", rand::random::<u64>());
+    let mut a1 = format!("{}:{}:", ue.impi(), c.realm).into_bytes();
+    a1.extend_from_slice(&c.res);
+    let ha1 = md5hex(&a1);
+    let ha2 = md5hex(format!("REGISTER:sip:{DOMAIN}").as_bytes());
+    let nc = format!("{:08x}", c.nc);
+    let response = if c.qop {
+        md5hex(format!("{ha1}:{}:{nc}:{cnonce}:auth:{ha2}", c.nonce).as_bytes())
+    } else {
+        md5hex(format!("{ha1}:{}:{ha2}", c.nonce).as_bytes())
+    };
+    let mut auth = format!(
+        "Digest username=\"{}\", realm=\"{}\", nonce=\"{}\", uri=\"sip:{DOMAIN}\", response=\"{response}\", algorithm=AKAv1-MD5",
+        ue.impi(),
+        c.realm,
+        c.nonce
+    );
+    if c.qop {
+        auth.push_str(&format!(", qop=auth, nc={nc}, cnonce=\"{cnonce}\""));
+    }
+    auth
+}
+
+/// AKA on a 401 (milenage directly) and its Security-Server; installs the UE's four
+/// SAs for the new set with iproute2 (keys per TS 33.203 Annex I, derived here).
+fn restart_on_401(ue: &IndepUe, resp: &str) -> Result<(RestartSet, RestartCreds)> {
+    let www = header(resp, "WWW-Authenticate")
+        .ok_or_else(|| anyhow!("401 without WWW-Authenticate:\n{resp}"))?
+        .trim_start_matches("Digest");
+    if www.contains("ck=") || www.contains("ik=") {
+        bail!("the 401 still carries ck/ik: {www}");
+    }
+    let ss = header(resp, "Security-Server")
+        .ok_or_else(|| anyhow!("401 without Security-Server:\n{resp}"))?
+        .to_string();
+    let nonce = param(www, "nonce", ',')
+        .ok_or_else(|| anyhow!("no nonce"))?
+        .to_string();
+    let realm = param(www, "realm", ',').unwrap_or(DOMAIN).to_string();
+    let qop = param(www, "qop", ',').is_some_and(|q| q.contains("auth"));
+    let raw = base64::engine::general_purpose::STANDARD.decode(&nonce)?;
+    if raw.len() < 32 {
+        bail!("nonce too short");
+    }
+    let rand_: [u8; 16] = raw[..16].try_into()?;
+    let autn = &raw[16..32];
+    let k: [u8; 16] = hex::decode(k_hex(&ue.imsi))?
+        .try_into()
+        .map_err(|_| anyhow!("K"))?;
+    let op: [u8; 16] = hex::decode(OP_HEX)?.try_into().map_err(|_| anyhow!("OP"))?;
+    let mut m = Milenage::new_with_op(k, op);
+    let (res, ck, ik, ak) = m.f2345(&rand_);
+    let mut sqn = [0u8; 6];
+    for i in 0..6 {
+        sqn[i] = autn[i] ^ ak[i];
+    }
+    if m.f1(&rand_, &sqn, &[autn[6], autn[7]])[..] != autn[8..16] {
+        bail!("AUTN MAC-A does not verify with K/OP");
+    }
+    let offer = ss.split(',').next().unwrap_or("");
+    let num = |n: &str| -> Result<u32> {
+        param(offer, n, ';')
+            .ok_or_else(|| anyhow!("Security-Server without {n}: {ss}"))?
+            .parse::<u32>()
+            .map_err(|e| anyhow!("{n}: {e}"))
+    };
+    let set = RestartSet {
+        p_spi_c: num("spi-c")?,
+        p_spi_s: num("spi-s")?,
+        p_pc: num("port-c")? as u16,
+        p_ps: num("port-s")? as u16,
+        spi_uc: ue.spi_uc,
+        spi_us: ue.spi_us,
+        ss: ss.clone(),
+    };
+    if param(offer, "alg", ';') != Some("hmac-sha-1-96")
+        || param(offer, "ealg", ';') != Some("aes-cbc")
+    {
+        bail!("Security-Server is not hmac-sha-1-96/aes-cbc: {ss}");
+    }
+    let auth_key = format!("0x{}00000000", hex::encode(ik));
+    let enc_key = format!("0x{}", hex::encode(ck));
+    let (u_c, u_s) = ((UE_IP, ue.uc), (UE_IP, ue.us));
+    let (p_c, p_s) = ((P_IP, set.p_pc), (P_IP, set.p_ps));
+    let sas = [
+        (u_c, p_s, set.p_spi_s, "out"),
+        (u_s, p_c, set.p_spi_c, "out"),
+        (p_s, u_c, set.spi_uc, "in"),
+        (p_c, u_s, set.spi_us, "in"),
+    ];
+    let mut cmds = Vec::new();
+    for ((sip, sport), (dip, dport), spi, dir) in sas {
+        cmds.push(format!(
+            "xfrm state add src {sip} dst {dip} proto esp spi {spi} mode transport replay-window 32 \
+             auth-trunc hmac(sha1) {auth_key} 96 enc cbc(aes) {enc_key} sel src {sip} dst {dip} sport {sport} dport {dport}"
+        ));
+        // `update`: a set toward the same P-CSCF ports replaces the policy of the last.
+        cmds.push(format!(
+            "xfrm policy update src {sip}/32 dst {dip}/32 proto udp sport {sport} dport {dport} dir {dir} \
+             tmpl src {sip} dst {dip} proto esp mode transport"
+        ));
+    }
+    ip_batch(None, &cmds)?;
+    let creds = RestartCreds {
+        nonce,
+        realm,
+        qop,
+        res: res.to_vec(),
+        nc: 1,
+    };
+    Ok((set, creds))
+}
+
+/// A REGISTER (`expires`) over the set in use, with new UE SPIs in its Security-Client
+/// (TS 33.203 §7.4); a 401 builds the new set (UE SAs installed) and the REGISTER
+/// answering it goes through that set. Returns the set in use afterwards, the
+/// credentials and the 200 OK.
+fn restart_register_over(
+    ue: &mut IndepUe,
+    cur: &RestartSet,
+    creds: &mut RestartCreds,
+    expires: u32,
+    what: &str,
+) -> Result<(RestartSet, String)> {
+    let set_expires = |m: String| {
+        m.replace("expires=600000", &format!("expires={expires}"))
+            .replace("Expires: 600000", &format!("Expires: {expires}"))
+    };
+    ue.spi_uc = cur.spi_uc.wrapping_add(2);
+    ue.spi_us = cur.spi_us.wrapping_add(2);
+    ue.dest = format!("{P_IP}:{}", cur.p_ps).parse()?;
+    creds.nc += 1;
+    let auth = restart_authorization(ue, creds);
+    let msg = set_expires(ue.register(&auth, Some(&cur.ss)));
+    let resp = ue.transact(&msg, ue.cseq, Duration::from_secs(10))?.ok_or_else(|| {
+        anyhow!(
+            "{what}: no response within 10 s through the SA set with P-CSCF port-s {}\nUE SAs:\n{}\nP-CSCF SAs:\n{}",
+            cur.p_ps,
+            show_states("ue"),
+            show_states("pcscf")
+        )
+    })?;
+    match status_of(&resp) {
+        200 => {
+            // Not challenged: the set in use stays (the new SPIs were not taken up).
+            ue.spi_uc = cur.spi_uc;
+            ue.spi_us = cur.spi_us;
+            println!(
+                "RESTART-UE {what}: 200 OK over the set with port-s {}",
+                cur.p_ps
+            );
+            Ok((cur.clone(), resp))
+        }
+        401 => {
+            let (new, c) = restart_on_401(ue, &resp)?;
+            *creds = c;
+            println!(
+                "RESTART-UE {what}: 401 over the set with port-s {}; new set port-c {} port-s {}",
+                cur.p_ps, new.p_pc, new.p_ps
+            );
+            ue.dest = format!("{P_IP}:{}", new.p_ps).parse()?;
+            let auth = restart_authorization(ue, creds);
+            let msg = set_expires(ue.register(&auth, Some(&new.ss)));
+            let resp = ue
+                .transact(&msg, ue.cseq, Duration::from_secs(10))?
+                .ok_or_else(|| anyhow!("{what}: no response through the new set within 10 s"))?;
+            if status_of(&resp) != 200 {
+                bail!("{what}: REGISTER through the new set got:\n{resp}");
+            }
+            println!("RESTART-UE {what}: 200 OK through the new set");
+            Ok((new, resp))
+        }
+        other => bail!("{what}: got {other}:\n{resp}"),
+    }
+}
+
+/// An initial registration with IPsec (unprotected REGISTER, 401, UE SAs, protected
+/// REGISTER, 200).
+fn restart_register_initial(ue: &mut IndepUe) -> Result<(RestartSet, RestartCreds, String)> {
+    ue.open_unprotected()?;
+    let init_auth = format!(
+        "Digest username=\"{}\", realm=\"{DOMAIN}\", uri=\"sip:{DOMAIN}\", nonce=\"\", response=\"\"",
+        ue.impi()
+    );
+    let r1 = ue.register(&init_auth, None);
+    let resp = ue
+        .transact(&r1, ue.cseq, Duration::from_secs(10))?
+        .ok_or_else(|| anyhow!("no response to the initial REGISTER within 10 s"))?;
+    if status_of(&resp) != 401 {
+        bail!("initial REGISTER got:\n{resp}");
+    }
+    let (set, creds) = restart_on_401(ue, &resp)?;
+    ue.open_protected(set.p_ps)?;
+    let auth = restart_authorization(ue, &creds);
+    let r2 = ue.register(&auth, Some(&set.ss));
+    let resp = ue
+        .transact(&r2, ue.cseq, Duration::from_secs(10))?
+        .ok_or_else(|| {
+            anyhow!(
+                "no response to the protected REGISTER within 10 s\nUE SAs:\n{}\nP-CSCF SAs:\n{}",
+                show_states("ue"),
+                show_states("pcscf")
+            )
+        })?;
+    if status_of(&resp) != 200 {
+        bail!("protected REGISTER got:\n{resp}");
+    }
+    Ok((set, creds, resp))
+}
+
+/// A reg-event SUBSCRIBE through `cur` (an originating request through the protected
+/// server port); its NOTIFY (a request toward the UE) must reach the UE's protected
+/// server port from the P-CSCF's port-c of `cur`, through ESP (the UE's inbound SA
+/// counts it).
+fn restart_subscribe_and_notify(
+    ue: &mut IndepUe,
+    cur: &RestartSet,
+    service_route: &[String],
+    rx: &mpsc::Receiver<String>,
+    what: &str,
+) -> Result<()> {
+    while rx.try_recv().is_ok() {}
+    let before = xfrm_states("ue")?
+        .iter()
+        .find(|s| s.spi == cur.spi_us)
+        .map(|s| s.packets)
+        .ok_or_else(|| anyhow!("{what}: the UE has no inbound SA {:#x}", cur.spi_us))?;
+    ue.dest = format!("{P_IP}:{}", cur.p_ps).parse()?;
+    let local = ue.local()?;
+    let cid = format!("restart-sub-{}", rand::random::<u32>());
+    let mut sub = format!(
+        "SUBSCRIBE {impu} SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bKrs{r};rport\r\nRoute: <sip:{P_IP}:{ps};lr>\r\n",
+        impu = ue.impu(),
+        r = rand::random::<u64>(),
+        ps = cur.p_ps
+    );
+    for r in service_route {
+        sub.push_str(&format!("Route: {r}\r\n"));
+    }
+    sub.push_str(&format!(
+        "Max-Forwards: 70\r\nFrom: <{impu}>;tag=rs1\r\nTo: <{impu}>\r\nCall-ID: {cid}\r\nCSeq: 1 SUBSCRIBE\r\nContact: <sip:{UE_IP}:{us}>\r\nEvent: reg\r\nAccept: application/reginfo+xml\r\nExpires: 600\r\nP-Preferred-Identity: <{impu}>\r\nSecurity-Verify: {ss}\r\nProxy-Require: sec-agree\r\nRequire: sec-agree\r\nContent-Length: 0\r\n\r\n",
+        impu = ue.impu(),
+        us = ue.us,
+        ss = cur.ss
+    ));
+    let saved = std::mem::replace(&mut ue.call_id, cid);
+    let resp = ue.transact(&sub, 1, Duration::from_secs(10));
+    ue.call_id = saved;
+    let resp = resp?.ok_or_else(|| {
+        anyhow!(
+            "{what}: no response to the SUBSCRIBE through the SA set with port-s {} within 10 s",
+            cur.p_ps
+        )
+    })?;
+    if !(200..300).contains(&status_of(&resp)) {
+        bail!("{what}: SUBSCRIBE got:\n{resp}");
+    }
+    let want_from = format!("UDP {P_IP}:{} ", cur.p_pc);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let m = rx.recv_timeout(left).map_err(|_| {
+            anyhow!(
+                "{what}: no NOTIFY from {P_IP}:{} at the protected server port {} within 10 s",
+                cur.p_pc,
+                ue.us
+            )
+        })?;
+        if m.starts_with(&want_from) && m.contains("NOTIFY ") {
+            break;
+        }
+        println!(
+            "RESTART-UE {what}: also got {}",
+            m.lines().next().unwrap_or("")
+        );
+    }
+    let after = xfrm_states("ue")?
+        .iter()
+        .find(|s| s.spi == cur.spi_us)
+        .map(|s| s.packets)
+        .unwrap_or(0);
+    if after <= before {
+        bail!(
+            "{what}: the NOTIFY arrived but the UE's inbound SA {:#x} counted no packet ({before} -> {after})",
+            cur.spi_us
+        );
+    }
+    println!(
+        "RESTART-UE {what}: SUBSCRIBE 2xx; NOTIFY from {P_IP}:{} at port-s {} through ESP (inbound SA packets {before} -> {after})",
+        cur.p_pc, ue.us
+    );
+    Ok(())
+}
+
+fn restart_count(path: &Path, needle: &str) -> usize {
+    std::fs::read_to_string(path)
+        .map(|t| t.matches(needle).count())
+        .unwrap_or(0)
+}
+
+/// Starts a P-CSCF in netns `pcscf` (log appended to `<dir>/pcscf.log`, pid to
+/// `<dir>/pcscf.pid`) and waits until it serves (restore done).
+fn restart_start_pcscf(dir: &Path, bin: &str, env: &[(&str, &str)]) -> Result<Child> {
+    let log_path = dir.join("pcscf.log");
+    let before = restart_count(&log_path, "P-CSCF serving");
+    let log = std::fs::File::options().append(true).open(&log_path)?;
+    let mut c = Command::new("ip");
+    c.args([
+        "netns",
+        "exec",
+        "pcscf",
+        &format!("{bin}/pcscf"),
+        "--config",
+    ])
+    .arg(dir.join("pcscf.toml"))
+    .stdout(log.try_clone()?)
+    .stderr(log);
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    let mut p = c.spawn()?;
+    std::fs::write(dir.join("pcscf.pid"), p.id().to_string())?;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while restart_count(&log_path, "P-CSCF serving") <= before {
+        if let Some(st) = p.try_wait()? {
+            bail!("restarted P-CSCF exited ({st}); see pcscf.log");
+        }
+        if Instant::now() > deadline {
+            bail!("restarted P-CSCF does not serve after 30 s");
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    Ok(p)
+}
+
+/// Sends `signal` to the running P-CSCF and waits until it is gone (its own child, or
+/// the one gm-core.sh started: then gone or a zombie).
+fn restart_stop_pcscf(dir: &Path, child: Option<&mut Child>, signal: &str) -> Result<()> {
+    let pid = std::fs::read_to_string(dir.join("pcscf.pid"))?
+        .trim()
+        .to_string();
+    sh(&["kill", "-s", signal, &pid])?;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut child = child;
+    loop {
+        let gone = match child.as_mut() {
+            Some(c) => c.try_wait()?.is_some(),
+            None => match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+                Ok(s) => s
+                    .rsplit(')')
+                    .next()
+                    .and_then(|r| r.split_whitespace().next())
+                    .is_some_and(|st| st == "Z" || st == "X"),
+                Err(_) => true,
+            },
+        };
+        if gone {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            bail!("P-CSCF {pid} still running 20 s after SIG{signal}");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn restart_pcscf_counts() -> Result<(usize, usize)> {
+    Ok((xfrm_states("pcscf")?.len(), xfrm_policy_count("pcscf")?))
+}
+
+/// Runs in netns `ue` (it drives the P-CSCF's restarts too: `ip netns exec pcscf`,
+/// `kill`, `ip -n pcscf xfrm`).
+fn restart_ue_run() -> Result<()> {
+    let dir = PathBuf::from(env_or(DIR_ENV)?);
+    let bin = env_or(BIN_ENV)?;
+    let log = dir.join("pcscf.log");
+    let mut ue = IndepUe {
+        tp: Tp::Udp,
+        imsi: imsi(700),
+        uc: 41000,
+        us: 41001,
+        spi_uc: 0xb000_0000,
+        spi_us: 0xb000_0001,
+        call_id: format!("restart-{}", rand::random::<u32>()),
+        cseq: 0,
+        udp: None,
+        tcp: None,
+        dest: format!("{P_IP}:5060").parse()?,
+    };
+    let (tx, rx) = mpsc::channel();
+    serve_port_s(ue.us, tx)?;
+    let (mut cur, mut creds, ok) = restart_register_initial(&mut ue)?;
+    let routes: Vec<String> = headers(&ok, "Service-Route")
+        .iter()
+        .flat_map(|v| v.split(','))
+        .map(|s| s.trim().to_string())
+        .collect();
+    println!(
+        "RESTART-UE registered over UDP with IPsec: P-CSCF port-c {} port-s {}",
+        cur.p_pc, cur.p_ps
+    );
+    restart_subscribe_and_notify(&mut ue, &cur, &routes, &rx, "before any restart")?;
+    let live = restart_pcscf_counts()?;
+    if live.0 != 4 {
+        bail!(
+            "expected 4 SAs at the P-CSCF, found {}:\n{}",
+            live.0,
+            show_states("pcscf")
+        );
+    }
+    println!(
+        "RESTART-UE P-CSCF holds {} SAs and {} policies",
+        live.0, live.1
+    );
+
+    // (a) sas_on_shutdown = "keep", SIGTERM; (b) SIGKILL (a crash).
+    let mut child: Option<Child> = None;
+    for (what, signal) in [("keep + SIGTERM", "TERM"), ("crash (SIGKILL)", "KILL")] {
+        let kept_logs = restart_count(&log, "Gm SAs kept in the kernel at shutdown");
+        restart_stop_pcscf(&dir, child.as_mut(), signal)?;
+        let down = restart_pcscf_counts()?;
+        if down != live {
+            bail!(
+                "{what}: with the P-CSCF stopped it has {down:?} SAs/policies, before {live:?}:\n{}",
+                show_states("pcscf")
+            );
+        }
+        if signal == "TERM"
+            && restart_count(&log, "Gm SAs kept in the kernel at shutdown") <= kept_logs
+        {
+            bail!("{what}: the P-CSCF did not log the SAs it kept");
+        }
+        println!(
+            "RESTART-UE {what}: P-CSCF stopped; its {} SAs and {} policies stay",
+            down.0, down.1
+        );
+        child = Some(restart_start_pcscf(&dir, &bin, &[])?);
+        let up = restart_pcscf_counts()?;
+        if up != live {
+            bail!(
+                "{what}: after the restart the P-CSCF has {up:?} SAs/policies, before {live:?}:\n{}",
+                show_states("pcscf")
+            );
+        }
+        println!(
+            "RESTART-UE {what}: restarted; the live set was adopted ({} SAs, {} policies)",
+            up.0, up.1
+        );
+        // A request toward the UE leaves from the adopted set's port-c, through ESP.
+        restart_subscribe_and_notify(&mut ue, &cur, &routes, &rx, what)?;
+        // The UE keeps working: a protected re-REGISTER over the old SAs.
+        let (next, _) = restart_register_over(&mut ue, &cur, &mut creds, 600000, what)?;
+        cur = next;
+        // The set it replaced goes after the grace period; one set stays.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while restart_pcscf_counts()? != live {
+            if Instant::now() > deadline {
+                bail!(
+                    "{what}: 10 s after the re-registration the P-CSCF has {:?} SAs/policies, want {live:?}:\n{}",
+                    restart_pcscf_counts()?,
+                    show_states("pcscf")
+                );
+            }
+            std::thread::sleep(Duration::from_millis(300));
+        }
+        restart_subscribe_and_notify(
+            &mut ue,
+            &cur,
+            &routes,
+            &rx,
+            &format!("{what}, after re-registration"),
+        )?;
+    }
+    // De-registration over the set in use: nothing left at the P-CSCF.
+    restart_register_over(&mut ue, &cur, &mut creds, 0, "de-registration")?;
+    wait_pcscf_clean("after the de-registration following two restarts")?;
+
+    // (c) the default, sas_on_shutdown = "remove": SIGTERM leaves no SA and no policy.
+    restart_stop_pcscf(&dir, child.as_mut(), "TERM")?;
+    let mut child = restart_start_pcscf(
+        &dir,
+        &bin,
+        &[("IMS_PCSCF__IPSEC__SAS_ON_SHUTDOWN", "remove")],
+    )?;
+    ip_batch(
+        None,
+        &["xfrm state flush".into(), "xfrm policy flush".into()],
+    )?;
+    let mut ue2 = IndepUe {
+        tp: Tp::Udp,
+        imsi: imsi(701),
+        uc: 41010,
+        us: 41011,
+        spi_uc: 0xb100_0000,
+        spi_us: 0xb100_0001,
+        call_id: format!("restart2-{}", rand::random::<u32>()),
+        cseq: 0,
+        udp: None,
+        tcp: None,
+        dest: format!("{P_IP}:5060").parse()?,
+    };
+    restart_register_initial(&mut ue2)?;
+    let held = restart_pcscf_counts()?;
+    if held.0 != 4 {
+        bail!("remove mode: expected 4 SAs after registering, found {held:?}");
+    }
+    let removed_logs = restart_count(&log, "Gm SAs removed at shutdown");
+    restart_stop_pcscf(&dir, Some(&mut child), "TERM")?;
+    let after = restart_pcscf_counts()?;
+    if after != (0, 0) {
+        bail!(
+            "remove mode: after SIGTERM the P-CSCF side still has {after:?} SAs/policies:\n{}",
+            show_states("pcscf")
+        );
+    }
+    if restart_count(&log, "Gm SAs removed at shutdown") <= removed_logs {
+        bail!("remove mode: the P-CSCF did not log the removal at shutdown");
+    }
+    println!("RESTART-UE remove mode: SIGTERM left no SA and no policy ({held:?} before)");
+    Ok(())
+}
+
+/// Issue 4: "a P-CSCF restart neither leaks nor breaks live SAs". One UE registers over
+/// UDP with IPsec (SAs installed with iproute2, keys derived here). The P-CSCF is
+/// restarted (a) with `sas_on_shutdown = "keep"` by SIGTERM and (b) by SIGKILL; after
+/// each restart its SAs and policies are still there (adopted, not removed), a
+/// reg-event SUBSCRIBE through the old set is served and its NOTIFY reaches the UE's
+/// protected server port from the adopted port-c through ESP, and a protected
+/// re-REGISTER over the old SAs gets its 401 and a 200 through the new set. A
+/// de-registration then leaves no SA and no policy at the P-CSCF. (c) With the
+/// default `remove`, SIGTERM leaves no SA and no policy.
+#[test]
+fn pcscf_restart_keeps_live_sas_in_uml() {
+    match role().as_deref() {
+        None => host_side(
+            RESTART,
+            CoreOpts {
+                allow_unprotected: true,
+                dereg_grace_ms: 500,
+            },
+            &[imsi(700), imsi(701)],
+            "GM-IPSEC restart: DONE",
+        ),
+        Some("orchestrate") => {
+            let r = (|| -> Result<()> {
+                let dir = env_or(DIR_ENV)?;
+                // The P-CSCF gm-core.sh starts keeps its SAs on SIGTERM.
+                let cfg = Path::new(&dir).join("pcscf.toml");
+                let text = std::fs::read_to_string(&cfg)?;
+                if !text.contains("[ipsec]\n") {
+                    bail!("pcscf.toml has no [ipsec] section");
+                }
+                std::fs::write(
+                    &cfg,
+                    text.replacen("[ipsec]\n", "[ipsec]\nsas_on_shutdown = \"keep\"\n", 1),
+                )?;
+                core_up(&dir, &env_or(BIN_ENV)?)?;
+                run_child_in_ue(RESTART, "restart-ue")?;
+                Ok(())
+            })();
+            if let Err(e) = r {
+                panic!("{e:#}");
+            }
+            println!("GM-IPSEC restart: DONE");
+        }
+        Some("restart-ue") => {
+            if let Err(e) = restart_ue_run() {
+                panic!("{e:#}");
+            }
+        }
+        Some(other) => panic!("unknown role {other}"),
+    }
+}
