@@ -620,7 +620,6 @@ impl GmSecurity {
     /// 401s, sets in their grace period, registrations lost or expired), so nothing
     /// leaks; the pool then holds only the SPIs and ports of the installed sets.
     pub async fn remove_unused(&self, live: &[SaSet]) {
-        self.reset_pool();
         let owned = match self.store.list_owned().await {
             Ok(o) => o,
             Err(e) => {
@@ -644,14 +643,21 @@ impl GmSecurity {
                 .collect(),
         };
         if stale.sas.is_empty() && stale.policies.is_empty() {
+            tracing::info!("no stale Gm SA of a previous run");
+            self.reset_pool();
             return;
         }
+        // Until they are gone, their SPIs and ports stay taken in the pool (a new set
+        // must not collide with them in the kernel).
         match self.store.remove(&stale).await {
-            Ok(()) => tracing::info!(
-                sas = stale.sas.len(),
-                policies = stale.policies.len(),
-                "stale Gm SAs of a previous run removed"
-            ),
+            Ok(()) => {
+                tracing::info!(
+                    sas = stale.sas.len(),
+                    policies = stale.policies.len(),
+                    "stale Gm SAs of a previous run removed"
+                );
+                self.reset_pool();
+            }
             Err(e) => tracing::warn!(error = %e, "stale Gm SAs not removed"),
         }
     }
