@@ -1609,7 +1609,8 @@ fn restart_on_401(ue: &IndepUe, resp: &str) -> Result<(RestartSet, RestartCreds)
     let www = header(resp, "WWW-Authenticate")
         .ok_or_else(|| anyhow!("401 without WWW-Authenticate:\n{resp}"))?
         .trim_start_matches("Digest");
-    if www.contains("ck=") || www.contains("ik=") {
+    // Parameters, not substrings: a base64 nonce may end in "ik=".
+    if param(www, "ck", ',').is_some() || param(www, "ik", ',').is_some() {
         bail!("the 401 still carries ck/ik: {www}");
     }
     let ss = header(resp, "Security-Server")
