@@ -1696,13 +1696,15 @@ fn restart_on_401(ue: &IndepUe, resp: &str) -> Result<(RestartSet, RestartCreds)
 
 /// A REGISTER (`expires`) over the set in use, with new UE SPIs in its Security-Client
 /// (TS 33.203 §7.4); a 401 builds the new set (UE SAs installed) and the REGISTER
-/// answering it goes through that set. Returns the set in use afterwards, the
-/// credentials and the 200 OK.
+/// answering it goes through that set. `fresh`: the REGISTER carries no credentials,
+/// so the S-CSCF must challenge it (a new set is required). Returns the set in use
+/// afterwards and the 200 OK.
 fn restart_register_over(
     ue: &mut IndepUe,
     cur: &RestartSet,
     creds: &mut RestartCreds,
     expires: u32,
+    fresh: bool,
     what: &str,
 ) -> Result<(RestartSet, String)> {
     let set_expires = |m: String| {
@@ -1713,7 +1715,14 @@ fn restart_register_over(
     ue.spi_us = cur.spi_us.wrapping_add(2);
     ue.dest = format!("{P_IP}:{}", cur.p_ps).parse()?;
     creds.nc += 1;
-    let auth = restart_authorization(ue, creds);
+    let auth = if fresh {
+        format!(
+            "Digest username=\"{}\", realm=\"{DOMAIN}\", uri=\"sip:{DOMAIN}\", nonce=\"\", response=\"\"",
+            ue.impi()
+        )
+    } else {
+        restart_authorization(ue, creds)
+    };
     let msg = set_expires(ue.register(&auth, Some(&cur.ss)));
     let resp = ue.transact(&msg, ue.cseq, Duration::from_secs(10))?.ok_or_else(|| {
         anyhow!(
@@ -1724,6 +1733,7 @@ fn restart_register_over(
         )
     })?;
     match status_of(&resp) {
+        200 if fresh => bail!("{what}: a REGISTER without credentials was not challenged:\n{resp}"),
         200 => {
             // Not challenged: the set in use stays (the new SPIs were not taken up).
             ue.spi_uc = cur.spi_uc;
@@ -1998,7 +2008,13 @@ fn restart_ue_run() -> Result<()> {
 
     // (a) sas_on_shutdown = "keep", SIGTERM; (b) SIGKILL (a crash).
     let mut child: Option<Child> = None;
-    for (what, signal) in [("keep + SIGTERM", "TERM"), ("crash (SIGKILL)", "KILL")] {
+    // The re-REGISTER after (a) reuses the credentials (the S-CSCF may answer 200 at
+    // once); after (b) it carries none, so it is challenged and a new set is built from
+    // the adopted one, which is then retired.
+    for (what, signal, fresh) in [
+        ("keep + SIGTERM", "TERM", false),
+        ("crash (SIGKILL)", "KILL", true),
+    ] {
         let kept_logs = restart_count(&log, "Gm SAs kept in the kernel at shutdown");
         restart_stop_pcscf(&dir, child.as_mut(), signal)?;
         let down = restart_pcscf_counts()?;
@@ -2032,7 +2048,10 @@ fn restart_ue_run() -> Result<()> {
         // A request toward the UE leaves from the adopted set's port-c, through ESP.
         restart_subscribe_and_notify(&mut ue, &cur, &routes, &rx, what)?;
         // The UE keeps working: a protected re-REGISTER over the old SAs.
-        let (next, _) = restart_register_over(&mut ue, &cur, &mut creds, 600000, what)?;
+        let (next, _) = restart_register_over(&mut ue, &cur, &mut creds, 600000, fresh, what)?;
+        if fresh && next.p_spi_s == cur.p_spi_s {
+            bail!("{what}: the challenged re-REGISTER did not get a new SA set");
+        }
         cur = next;
         // The set it replaced goes after the grace period; one set stays.
         let deadline = Instant::now() + Duration::from_secs(10);
@@ -2055,7 +2074,7 @@ fn restart_ue_run() -> Result<()> {
         )?;
     }
     // De-registration over the set in use: nothing left at the P-CSCF.
-    restart_register_over(&mut ue, &cur, &mut creds, 0, "de-registration")?;
+    restart_register_over(&mut ue, &cur, &mut creds, 0, false, "de-registration")?;
     wait_pcscf_clean("after the de-registration following two restarts")?;
 
     // (c) the default, sas_on_shutdown = "remove": SIGTERM leaves no SA and no policy.
