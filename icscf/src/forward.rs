@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 
 use ims_sip_core::{Message, Method, StatusCode};
 use ims_sip_transport::{Incoming, Target, TransportError};
-use tracing::{debug, info, warn};
+use tracing::{debug, warn};
 
 use crate::cx::HSS_RETRY_AFTER_S;
 use crate::proxy::{lock, PendingInvite, Proxy};
@@ -206,7 +206,7 @@ async fn attempt(
     let Some((fwd, target)) = build(proxy, base, hop).await else {
         return Err(Failure::Unresolvable);
     };
-    info!(scscf = hop.scscf.as_deref().unwrap_or("(Route)"), how = ?hop.how, remote = %target.remote, "forwarding");
+    debug!(scscf = hop.scscf.as_deref().unwrap_or("(Route)"), how = ?hop.how, remote = %target.remote, "forwarding");
     let invite_key = (fwd.method() == Some(&Method::Invite))
         .then(|| ims_sip_core::transaction::TransactionKey::server(&inc.message).ok())
         .flatten();

@@ -227,7 +227,7 @@ impl Core {
                 .challenge(req, &impi, &impu, &realm, want_md5, true, None)
                 .await;
         }
-        info!(call_id, impi = %impi, impu = %impu, "authenticated");
+        debug!(call_id, impi = %impi, impu = %impu, "authenticated");
         self.update_bindings(req, &impi, &impu, now).await
     }
 
@@ -294,7 +294,7 @@ impl Core {
         let r = ResponseBuilder::new(req, StatusCode::UNAUTHORIZED)
             .to_tag(local_tag(req))
             .header("WWW-Authenticate", challenge.www_authenticate(realm, stale));
-        info!(call_id = req.call_id().unwrap_or("-"), impi = %impi, stale, ?challenge, "401 challenge");
+        debug!(call_id = req.call_id().unwrap_or("-"), impi = %impi, stale, ?challenge, "401 challenge");
         Ok(Outcome::response(respond(r, req)))
     }
 

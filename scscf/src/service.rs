@@ -406,7 +406,7 @@ impl Node {
         transport: Transport,
         dest: SocketAddr,
     ) -> Result<Message, TransportError> {
-        info!(subscription = %n.subscription, call_id = %n.call_id, %dest, %transport, state = %n.state, "NOTIFY reg sent");
+        debug!(subscription = %n.subscription, call_id = %n.call_id, %dest, %transport, state = %n.state, "NOTIFY reg sent");
         self.sip.request(req, Target::new(transport, dest)).await
     }
 }

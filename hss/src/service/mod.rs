@@ -203,7 +203,7 @@ impl HssService {
         let mut items = Vec::with_capacity(n);
         for (i, sqn) in sqns.into_iter().enumerate() {
             let v: AuthVector = milenage::generate_vector_random(&aka.k, &aka.opc, sqn, entry.amf);
-            info!(
+            debug!(
                 impi = %entry.impi,
                 sqn,
                 resync = req.resync.is_some(),
@@ -286,13 +286,18 @@ impl HssService {
             AuthenticationFailure | AuthenticationTimeout => with_data(false),
             Other(_) => return Err(CxError::InAssignmentType),
         };
-        info!(
-            impi = %s.impi,
-            server_name = %req.server_name,
-            assignment_type = ?req.assignment_type,
-            user_data = out.user_data.is_some(),
-            "SAR"
-        );
+        // One line per change of assignment; re-registrations (the bulk) at debug.
+        if req.assignment_type == ReRegistration {
+            debug!(impi = %s.impi, server_name = %req.server_name, "SAR re-registration");
+        } else {
+            info!(
+                impi = %s.impi,
+                server_name = %req.server_name,
+                assignment_type = ?req.assignment_type,
+                user_data = out.user_data.is_some(),
+                "SAR"
+            );
+        }
         Ok(out)
     }
 
