@@ -20,8 +20,13 @@
 //!   spaces without prot/mod, Samsung port-c > port-s with two integrity-only offers,
 //!   iPhone single alphabetical offer, a UE without Security-Client under both
 //!   policies, de-registration whose 200 OK must arrive protected).
+//! - [`pcscf_restart_keeps_live_sas_in_uml`]: a UE registered through ESP keeps working
+//!   across P-CSCF restarts — SIGTERM with `[ipsec] sas_on_shutdown = "keep"` and SIGKILL:
+//!   the SAs stay, the restarted P-CSCF adopts them (an MT NOTIFY reaches the UE through
+//!   ESP, a protected re-REGISTER over the old set succeeds), de-registration then leaves
+//!   no SA or policy; with the default `"remove"` SIGTERM leaves none.
 //!
-//! Both fail with a clear message when not root, when UML is missing, or when the
+//! All fail with a clear message when not root, when UML is missing, or when the
 //! binaries were not built (`cargo build --workspace --bins`).
 
 use std::io::{BufRead, BufReader, Read, Write};
@@ -830,7 +835,9 @@ fn independent_ue(tp: Tp, wrong_verify: bool, n: u32) -> Result<()> {
     }
     let www = header(&resp, "WWW-Authenticate")
         .ok_or_else(|| anyhow!("[{tag}] 401 without WWW-Authenticate"))?;
-    if www.contains("ck=") || www.contains("ik=") {
+    // Parameters, not substrings: a base64 nonce may end in "ik=".
+    let params = www.trim_start_matches("Digest");
+    if param(params, "ck", ',').is_some() || param(params, "ik", ',').is_some() {
         bail!("[{tag}] the 401 still carries ck/ik: {www}");
     }
     let ss = header(&resp, "Security-Server")
