@@ -16,6 +16,9 @@
 //! BENCH_SECONDS (10 per run), BENCH_REPEAT (3 runs per step), BENCH_SIPP (SIPp
 //! instances, 2), BENCH_MEMORY_RATE (1000), BENCH_SETTLE_SECONDS (35: Timer J is 32 s).
 //! RUST_LOG of the roles: as set, else `info` (what a deployment runs with).
+//! BENCH_WORKERS (1): tokio worker threads per role process (`TOKIO_WORKER_THREADS`;
+//! `default` leaves tokio's one per core): four roles and SIPp share the cores, and one
+//! worker each used less CPU per registration and halved latency at low rates.
 
 #[path = "support/load.rs"]
 mod load;
@@ -88,11 +91,17 @@ fn main() -> Result<()> {
         .split(',')
         .filter_map(|r| r.trim().parse().ok())
         .collect();
+    let workers = std::env::var("BENCH_WORKERS").unwrap_or_else(|_| "1".into());
+    if workers != "default" {
+        // Inherited by the role processes the lab spawns.
+        std::env::set_var("TOKIO_WORKER_THREADS", &workers);
+    }
     println!("machine: {}", machine());
     println!("load average at start: {}", loadavg());
     println!(
-        "subscribers {n}, {secs} s per run, {repeat} runs per step, {sipps} SIPp instance(s), roles' RUST_LOG={}",
-        std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into())
+        "subscribers {n}, {secs} s per run, {repeat} runs per step, {sipps} SIPp instance(s), roles' RUST_LOG={}, TOKIO_WORKER_THREADS={}",
+        std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()),
+        std::env::var("TOKIO_WORKER_THREADS").unwrap_or_else(|_| "(tokio default)".into())
     );
     let mut lab = Lab::start(40)?;
     let subs: Vec<Subscriber> = (100_000..100_000 + n).map(Subscriber::nth).collect();

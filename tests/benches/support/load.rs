@@ -149,8 +149,13 @@ pub fn run(
         if failed > c403 {
             out.other_examples.extend(
                 errs.split('\n')
+                    // Entries start with a tab-separated timestamp; the lines after
+                    // one are the message it quotes.
                     .filter(|l| {
-                        !l.contains("Dead call") && !l.contains("403 Forbidden") && l.contains(": ")
+                        l.contains('\t')
+                            && l.contains(": ")
+                            && !l.contains("Dead call")
+                            && !l.contains("403 Forbidden")
                     })
                     .take(3)
                     .map(|l| l.chars().take(300).collect::<String>()),
