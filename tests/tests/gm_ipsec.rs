@@ -12,6 +12,9 @@
 //!   reg-event NOTIFY reaches the UE's protected server port through ESP; a protected
 //!   REGISTER with a wrong `Security-Verify` is not registered and leaves no SA behind
 //!   at the P-CSCF.
+//! - [`independent_ue_registers_over_ipv6_through_esp_in_uml`]: the same UE over IPv6
+//!   (fd00::2 → the P-CSCF's `gm_address_v6` fd00::1), UDP and TCP: protected REGISTER,
+//!   200 OK and reg-event NOTIFY cross the four IPv6 SAs (counters on both sides).
 //! - [`ue_sim_in_uml`]: `ue-sim` registers and de-registers 100 UEs with IPsec (then no
 //!   SA and no policy is left at the P-CSCF), re-registers with a new SA set, registers
 //!   through every (alg, ealg) pair (each seen in the P-CSCF's kernel with growing
@@ -30,7 +33,7 @@
 //! binaries were not built (`cargo build --workspace --bins`).
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
@@ -47,6 +50,9 @@ const BIN_ENV: &str = "UML_TEST_GM_BIN";
 const DOMAIN: &str = "ims.mnc001.mcc001.3gppnetwork.org";
 const P_IP: &str = "10.45.0.1";
 const UE_IP: &str = "10.45.0.2";
+/// IPv6 addresses of the veth pair (uml/netns.sh adds them without DAD).
+const P_IP6: &str = "fd00::1";
+const UE_IP6: &str = "fd00::2";
 /// OP of every test subscriber (TS 35.208 set 1's OP); K is 17 zeros ‖ the IMSI digits.
 const OP_HEX: &str = "cdc202d5123e20f62b6d676ac72cb318";
 const K_PATTERN: &str = "00000000000000000{imsi}";
@@ -116,6 +122,8 @@ fn preflight() -> Result<()> {
 struct CoreOpts {
     allow_unprotected: bool,
     dereg_grace_ms: u64,
+    /// The P-CSCF also listens on [`P_IP6`] with `[ipsec] gm_address_v6` set.
+    gm_v6: bool,
 }
 
 fn write_configs(dir: &Path, o: &CoreOpts) -> Result<()> {
@@ -147,10 +155,20 @@ fn write_configs(dir: &Path, o: &CoreOpts) -> Result<()> {
     w(
         "pcscf.toml",
         format!(
-            "domain = \"{DOMAIN}\"\nicscf_uri = \"sip:{P_IP}:5070\"\n[log]\nlevel = \"debug\"\n[sip]\nlisten = [\"udp:{P_IP}:5060\", \"tcp:{P_IP}:5060\"]\n[ipsec]\nenabled = true\ngm_address_v4 = \"{P_IP}\"\nallow_unprotected = {}\ndereg_grace_ms = {}\nalgorithms = [\"hmac-sha-1-96/aes-cbc\", \"hmac-md5-96/aes-cbc\", \"hmac-sha-1-96/des-ede3-cbc\", \"hmac-md5-96/des-ede3-cbc\", \"hmac-sha-1-96/null\", \"hmac-md5-96/null\"]\n[registration]\nsubscribe_reg_event = true\n[database]\nurl = \"{}\"\n",
+            "domain = \"{DOMAIN}\"\nicscf_uri = \"sip:{P_IP}:5070\"\n[log]\nlevel = \"debug\"\n[sip]\nlisten = [\"udp:{P_IP}:5060\", \"tcp:{P_IP}:5060\"{v6_listen}]\n[ipsec]\nenabled = true\ngm_address_v4 = \"{P_IP}\"\n{v6_gm}allow_unprotected = {}\ndereg_grace_ms = {}\nalgorithms = [\"hmac-sha-1-96/aes-cbc\", \"hmac-md5-96/aes-cbc\", \"hmac-sha-1-96/des-ede3-cbc\", \"hmac-md5-96/des-ede3-cbc\", \"hmac-sha-1-96/null\", \"hmac-md5-96/null\"]\n[registration]\nsubscribe_reg_event = true\n[database]\nurl = \"{}\"\n",
             o.allow_unprotected,
             o.dereg_grace_ms,
-            db("pcscf.db")
+            db("pcscf.db"),
+            v6_listen = if o.gm_v6 {
+                format!(", \"udp:[{P_IP6}]:5060\", \"tcp:[{P_IP6}]:5060\"")
+            } else {
+                String::new()
+            },
+            v6_gm = if o.gm_v6 {
+                format!("gm_address_v6 = \"{P_IP6}\"\n")
+            } else {
+                String::new()
+            },
         ),
     )?;
     Ok(())
@@ -439,53 +457,89 @@ enum Tp {
 }
 
 /// A TCP socket bound to a chosen local port before connecting (std has no such
-/// call; these are the C library's socket functions, Linux only).
+/// call; these are the C library's socket functions, Linux only), IPv4 or IPv6.
 mod rawtcp {
-    use std::net::{Ipv4Addr, TcpStream};
+    use std::net::{SocketAddr, TcpStream};
     use std::os::fd::FromRawFd;
 
     #[repr(C)]
+    #[derive(Clone, Copy)]
     struct SockaddrIn {
         family: u16,
         port: u16,
         addr: [u8; 4],
         zero: [u8; 8],
     }
+    #[repr(C)]
+    #[derive(Clone, Copy)]
+    struct SockaddrIn6 {
+        family: u16,
+        port: u16,
+        flowinfo: u32,
+        addr: [u8; 16],
+        scope_id: u32,
+    }
+    /// Room for either address family (`struct sockaddr_storage` is larger still).
+    #[repr(C)]
+    union Sockaddr {
+        v4: SockaddrIn,
+        v6: SockaddrIn6,
+    }
     extern "C" {
         fn socket(domain: i32, ty: i32, proto: i32) -> i32;
-        fn bind(fd: i32, addr: *const SockaddrIn, len: u32) -> i32;
-        fn connect(fd: i32, addr: *const SockaddrIn, len: u32) -> i32;
+        fn bind(fd: i32, addr: *const Sockaddr, len: u32) -> i32;
+        fn connect(fd: i32, addr: *const Sockaddr, len: u32) -> i32;
         fn setsockopt(fd: i32, level: i32, name: i32, val: *const i32, len: u32) -> i32;
         fn close(fd: i32) -> i32;
     }
+    const AF_INET: u16 = 2;
+    const AF_INET6: u16 = 10;
 
-    fn sa(ip: Ipv4Addr, port: u16) -> SockaddrIn {
-        SockaddrIn {
-            family: 2,
-            port: port.to_be(),
-            addr: ip.octets(),
-            zero: [0; 8],
+    /// The C form of `a` and its length.
+    fn sa(a: SocketAddr) -> (Sockaddr, u32) {
+        match a {
+            SocketAddr::V4(a) => (
+                Sockaddr {
+                    v4: SockaddrIn {
+                        family: AF_INET,
+                        port: a.port().to_be(),
+                        addr: a.ip().octets(),
+                        zero: [0; 8],
+                    },
+                },
+                std::mem::size_of::<SockaddrIn>() as u32,
+            ),
+            SocketAddr::V6(a) => (
+                Sockaddr {
+                    v6: SockaddrIn6 {
+                        family: AF_INET6,
+                        port: a.port().to_be(),
+                        flowinfo: 0,
+                        addr: a.ip().octets(),
+                        scope_id: a.scope_id(),
+                    },
+                },
+                std::mem::size_of::<SockaddrIn6>() as u32,
+            ),
         }
     }
 
-    pub fn connect_from(
-        local: (Ipv4Addr, u16),
-        remote: (Ipv4Addr, u16),
-    ) -> std::io::Result<TcpStream> {
+    pub fn connect_from(local: SocketAddr, remote: SocketAddr) -> std::io::Result<TcpStream> {
+        let (l, llen) = sa(local);
+        let (r, rlen) = sa(remote);
+        let domain = if local.is_ipv4() { AF_INET } else { AF_INET6 };
         // SAFETY: plain socket syscalls on a descriptor owned here; the sockaddr
-        // structures live across each call; on error the descriptor is closed.
+        // structures live across each call and their lengths match the family
+        // written; on error the descriptor is closed.
         unsafe {
-            let fd = socket(2, 1, 0);
+            let fd = socket(i32::from(domain), 1, 0);
             if fd < 0 {
                 return Err(std::io::Error::last_os_error());
             }
             let one: i32 = 1;
-            let l = sa(local.0, local.1);
-            let r = sa(remote.0, remote.1);
-            let size = std::mem::size_of::<SockaddrIn>() as u32;
             if setsockopt(fd, 1, 2, &one, 4) != 0
-                || bind(fd, &l, size) != 0
-                || connect(fd, &r, size) != 0
+                || bind(fd, &l, llen) != 0
+                || connect(fd, &r, rlen) != 0
             {
                 let e = std::io::Error::last_os_error();
                 close(fd);
@@ -597,6 +651,9 @@ struct IndepUe {
     udp: Option<UdpSocket>,
     tcp: Option<BufReader<TcpStream>>,
     dest: SocketAddr,
+    /// The UE's and the P-CSCF's Gm addresses (IPv4 or IPv6).
+    ue_ip: IpAddr,
+    p_ip: IpAddr,
 }
 
 impl IndepUe {
@@ -627,11 +684,11 @@ impl IndepUe {
     }
 
     fn open_unprotected(&mut self) -> Result<()> {
-        let p: SocketAddr = format!("{P_IP}:5060").parse()?;
+        let p = SocketAddr::new(self.p_ip, 5060);
         self.dest = p;
         match self.tp {
             Tp::Udp => {
-                let s = UdpSocket::bind(format!("{UE_IP}:0"))?;
+                let s = UdpSocket::bind(SocketAddr::new(self.ue_ip, 0))?;
                 s.set_read_timeout(Some(Duration::from_millis(500)))?;
                 self.udp = Some(s);
             }
@@ -645,23 +702,22 @@ impl IndepUe {
     }
 
     fn open_protected(&mut self, p_ps: u16) -> Result<()> {
-        self.dest = format!("{P_IP}:{p_ps}").parse()?;
+        self.dest = SocketAddr::new(self.p_ip, p_ps);
         self.udp = None;
         self.tcp = None;
         match self.tp {
             Tp::Udp => {
-                let s = UdpSocket::bind(format!("{UE_IP}:{}", self.uc))?;
+                let s = UdpSocket::bind(SocketAddr::new(self.ue_ip, self.uc))?;
                 s.set_read_timeout(Some(Duration::from_millis(500)))?;
                 self.udp = Some(s);
             }
             Tp::Tcp => {
-                let s = rawtcp::connect_from((UE_IP.parse()?, self.uc), (P_IP.parse()?, p_ps))
-                    .with_context(|| {
-                        format!(
-                            "TCP connect from {UE_IP}:{} to {P_IP}:{p_ps} (through ESP)",
-                            self.uc
-                        )
-                    })?;
+                let (from, to) = (
+                    SocketAddr::new(self.ue_ip, self.uc),
+                    SocketAddr::new(self.p_ip, p_ps),
+                );
+                let s = rawtcp::connect_from(from, to)
+                    .with_context(|| format!("TCP connect from {from} to {to} (through ESP)"))?;
                 s.set_read_timeout(Some(Duration::from_secs(10)))?;
                 self.tcp = Some(BufReader::new(s));
             }
@@ -725,14 +781,14 @@ impl IndepUe {
         self.cseq += 1;
         let local = self.local().map(|a| a.to_string()).unwrap_or_default();
         let mut m = format!(
-            "REGISTER sip:{DOMAIN} SIP/2.0\r\nVia: SIP/2.0/{tp} {local};branch=z9hG4bKindep{r};rport\r\nMax-Forwards: 70\r\nFrom: <{impu}>;tag=indep{cseqtag}\r\nTo: <{impu}>\r\nCall-ID: {cid}\r\nCSeq: {cseq} REGISTER\r\nContact: <sip:{UE_IP}:{us}{tpp}>;expires=600000\r\nExpires: 600000\r\nSupported: path,sec-agree\r\nRequire: sec-agree\r\nProxy-Require: sec-agree\r\nSecurity-Client: {sc}\r\nAuthorization: {auth}\r\n",
+            "REGISTER sip:{DOMAIN} SIP/2.0\r\nVia: SIP/2.0/{tp} {local};branch=z9hG4bKindep{r};rport\r\nMax-Forwards: 70\r\nFrom: <{impu}>;tag=indep{cseqtag}\r\nTo: <{impu}>\r\nCall-ID: {cid}\r\nCSeq: {cseq} REGISTER\r\nContact: <sip:{us}{tpp}>;expires=600000\r\nExpires: 600000\r\nSupported: path,sec-agree\r\nRequire: sec-agree\r\nProxy-Require: sec-agree\r\nSecurity-Client: {sc}\r\nAuthorization: {auth}\r\n",
             tp = self.tp_token(),
             r = rand::random::<u64>(),
             impu = self.impu(),
             cseqtag = 1,
             cid = self.call_id,
             cseq = self.cseq,
-            us = self.us,
+            us = SocketAddr::new(self.ue_ip, self.us),
             tpp = if self.tp == Tp::Tcp { ";transport=tcp" } else { "" },
             sc = self.security_client(),
         );
@@ -763,9 +819,9 @@ fn digest(impi: &str, realm: &str, res: &[u8], nonce: &str, qop: bool, cnonce: &
 
 /// Listens on the protected server port (UDP and TCP), answers every request 200 and
 /// reports its text.
-fn serve_port_s(us: u16, tx: mpsc::Sender<String>) -> Result<()> {
-    let udp = UdpSocket::bind(format!("{UE_IP}:{us}"))?;
-    let tcp = TcpListener::bind(format!("{UE_IP}:{us}"))?;
+fn serve_port_s(ue_ip: IpAddr, us: u16, tx: mpsc::Sender<String>) -> Result<()> {
+    let udp = UdpSocket::bind(SocketAddr::new(ue_ip, us))?;
+    let tcp = TcpListener::bind(SocketAddr::new(ue_ip, us))?;
     let txu = tx.clone();
     std::thread::spawn(move || {
         let mut buf = vec![0u8; 65535];
@@ -799,9 +855,19 @@ fn serve_port_s(us: u16, tx: mpsc::Sender<String>) -> Result<()> {
 }
 
 /// The independent UE's whole run. `wrong_verify`: the protected REGISTER carries a
-/// Security-Verify that differs from the Security-Server (spi-s changed).
-fn independent_ue(tp: Tp, wrong_verify: bool, n: u32) -> Result<()> {
-    let tag = format!("{tp:?}{}", if wrong_verify { "-wrong-verify" } else { "" });
+/// Security-Verify that differs from the Security-Server (spi-s changed). `v6`: over
+/// IPv6 ([`UE_IP6`] to [`P_IP6`]) instead of IPv4.
+fn independent_ue(tp: Tp, wrong_verify: bool, n: u32, v6: bool) -> Result<()> {
+    let tag = format!(
+        "{tp:?}{}{}",
+        if v6 { "6" } else { "" },
+        if wrong_verify { "-wrong-verify" } else { "" }
+    );
+    let (ue_ip, p_ip): (IpAddr, IpAddr) = if v6 {
+        (UE_IP6.parse()?, P_IP6.parse()?)
+    } else {
+        (UE_IP.parse()?, P_IP.parse()?)
+    };
     let base = 40000 + 10 * n as u16;
     let mut ue = IndepUe {
         tp,
@@ -814,10 +880,12 @@ fn independent_ue(tp: Tp, wrong_verify: bool, n: u32) -> Result<()> {
         cseq: 0,
         udp: None,
         tcp: None,
-        dest: format!("{P_IP}:5060").parse()?,
+        dest: SocketAddr::new(p_ip, 5060),
+        ue_ip,
+        p_ip,
     };
     let (tx, rx) = mpsc::channel();
-    serve_port_s(ue.us, tx)?;
+    serve_port_s(ue.ue_ip, ue.us, tx)?;
     ue.open_unprotected()?;
     let init_auth = format!(
         "Digest username=\"{}\", realm=\"{DOMAIN}\", uri=\"sip:{DOMAIN}\", nonce=\"\", response=\"\"",
@@ -895,26 +963,27 @@ fn independent_ue(tp: Tp, wrong_verify: bool, n: u32) -> Result<()> {
     // Keys (TS 33.203 Annex I): hmac-sha-1-96 = IK ‖ 32 zero bits, aes-cbc = CK.
     let auth_key = format!("0x{}00000000", hex::encode(ik));
     let enc_key = format!("0x{}", hex::encode(ck));
-    let (u_c, u_s) = (format!("{UE_IP}:{}", ue.uc), format!("{UE_IP}:{}", ue.us));
-    let (p_c, p_s) = (format!("{P_IP}:{p_pc}"), format!("{P_IP}:{p_ps}"));
+    let (u_c, u_s) = (SocketAddr::new(ue_ip, ue.uc), SocketAddr::new(ue_ip, ue.us));
+    let (p_c, p_s) = (SocketAddr::new(p_ip, p_pc), SocketAddr::new(p_ip, p_ps));
+    let host_prefix = if v6 { 128 } else { 32 };
     // (src, dst, spi, dir at the UE)
     let sas = [
-        (u_c.clone(), p_s.clone(), p_spi_s, "out"),
-        (u_s.clone(), p_c.clone(), p_spi_c, "out"),
-        (p_s.clone(), u_c.clone(), ue.spi_uc, "in"),
-        (p_c.clone(), u_s.clone(), ue.spi_us, "in"),
+        (u_c, p_s, p_spi_s, "out"),
+        (u_s, p_c, p_spi_c, "out"),
+        (p_s, u_c, ue.spi_uc, "in"),
+        (p_c, u_s, ue.spi_us, "in"),
     ];
     let mut cmds = Vec::new();
     for (src, dst, spi, dir) in &sas {
-        let (sip, sport) = src.split_once(':').unwrap_or_default();
-        let (dip, dport) = dst.split_once(':').unwrap_or_default();
+        let (sip, sport) = (src.ip(), src.port());
+        let (dip, dport) = (dst.ip(), dst.port());
         cmds.push(format!(
             "xfrm state add src {sip} dst {dip} proto esp spi {spi} mode transport replay-window 32 \
              auth-trunc hmac(sha1) {auth_key} 96 enc cbc(aes) {enc_key} sel src {sip} dst {dip} sport {sport} dport {dport}"
         ));
         for proto in ["udp", "tcp"] {
             cmds.push(format!(
-                "xfrm policy add src {sip}/32 dst {dip}/32 proto {proto} sport {sport} dport {dport} dir {dir} \
+                "xfrm policy add src {sip}/{host_prefix} dst {dip}/{host_prefix} proto {proto} sport {sport} dport {dport} dir {dir} \
                  tmpl src {sip} dst {dip} proto esp mode transport"
             ));
         }
@@ -998,7 +1067,7 @@ fn independent_ue(tp: Tp, wrong_verify: bool, n: u32) -> Result<()> {
     }
     println!("INDEP-UE [{tag}] registered: 200 OK on protected port {u_c}");
     // MT request: SUBSCRIBE to the reg event; the NOTIFY must arrive at port-s.
-    let mut routes = vec![format!("<sip:{P_IP}:{p_ps};lr>")];
+    let mut routes = vec![format!("<sip:{p_s};lr>")];
     routes.extend(
         headers(&resp, "Service-Route")
             .iter()
@@ -1018,9 +1087,8 @@ fn independent_ue(tp: Tp, wrong_verify: bool, n: u32) -> Result<()> {
         sub.push_str(&format!("Route: {r}\r\n"));
     }
     sub.push_str(&format!(
-        "Max-Forwards: 70\r\nFrom: <{impu}>;tag=s1\r\nTo: <{impu}>\r\nCall-ID: {sub_cid}\r\nCSeq: 1 SUBSCRIBE\r\nContact: <sip:{UE_IP}:{us}>\r\nEvent: reg\r\nAccept: application/reginfo+xml\r\nExpires: 600000\r\nP-Preferred-Identity: <{impu}>\r\nSecurity-Verify: {ss}\r\nProxy-Require: sec-agree\r\nRequire: sec-agree\r\nContent-Length: 0\r\n\r\n",
+        "Max-Forwards: 70\r\nFrom: <{impu}>;tag=s1\r\nTo: <{impu}>\r\nCall-ID: {sub_cid}\r\nCSeq: 1 SUBSCRIBE\r\nContact: <sip:{u_s}>\r\nEvent: reg\r\nAccept: application/reginfo+xml\r\nExpires: 600000\r\nP-Preferred-Identity: <{impu}>\r\nSecurity-Verify: {ss}\r\nProxy-Require: sec-agree\r\nRequire: sec-agree\r\nContent-Length: 0\r\n\r\n",
         impu = ue.impu(),
-        us = ue.us
     ));
     let saved_cid = std::mem::replace(&mut ue.call_id, sub_cid);
     let sresp = ue.transact(&sub, 1, Duration::from_secs(6))?;
@@ -1040,7 +1108,12 @@ fn independent_ue(tp: Tp, wrong_verify: bool, n: u32) -> Result<()> {
     if !first.contains("NOTIFY") {
         bail!("[{tag}] expected a NOTIFY at port-s, got: {first}");
     }
-    println!("INDEP-UE [{tag}] MT request at protected server port {u_s}: {first}");
+    // "UDP <from> <text>" / "TCP <from> <text>": sent from the P-CSCF's port-c.
+    let from = notify.split(' ').nth(1).unwrap_or("");
+    if from != p_c.to_string() {
+        bail!("[{tag}] the NOTIFY at port-s came from {from}, not from the P-CSCF's port-c {p_c}");
+    }
+    println!("INDEP-UE [{tag}] MT request at protected server port {u_s} from {from}: {first}");
     std::thread::sleep(Duration::from_millis(300));
     // Every one of the four SAs carried packets, on both sides.
     let spis = [p_spi_s, p_spi_c, ue.spi_uc, ue.spi_us];
@@ -1057,6 +1130,14 @@ fn independent_ue(tp: Tp, wrong_verify: bool, n: u32) -> Result<()> {
                 bail!(
                     "[{tag}] SA spi {spi:#x} in netns {ns} carried no packet:\n{}",
                     show_states(ns)
+                );
+            }
+            let ends = [ue_ip.to_string(), p_ip.to_string()];
+            if !ends.contains(&sa.src) || !ends.contains(&sa.dst) {
+                bail!(
+                    "[{tag}] SA spi {spi:#x} in netns {ns} is {} -> {}, not between {ue_ip} and {p_ip}",
+                    sa.src,
+                    sa.dst
                 );
             }
         }
@@ -1083,6 +1164,7 @@ fn independent_ue_registers_through_esp_in_uml() {
             CoreOpts {
                 allow_unprotected: true,
                 dereg_grace_ms: 500,
+                gm_v6: false,
             },
             &[imsi(1), imsi(2), imsi(3)],
             "GM-IPSEC independent: DONE",
@@ -1116,7 +1198,75 @@ fn independent_ue_registers_through_esp_in_uml() {
             };
             let wrong = parts.get(2) == Some(&"wrong");
             let n: u32 = parts.get(3).and_then(|x| x.parse().ok()).unwrap_or(1);
-            if let Err(e) = independent_ue(tp, wrong, n) {
+            let v6 = parts.first() == Some(&"ue6");
+            if let Err(e) = independent_ue(tp, wrong, n, v6) {
+                panic!("{e:#}");
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------
+// Test 1b: the independent UE over IPv6.
+// ---------------------------------------------------------------------------------
+
+const INDEP6: &str = "independent_ue_registers_over_ipv6_through_esp_in_uml";
+
+/// The P-CSCF's Gm address is configuration for IPv6 too (`[ipsec] gm_address_v6`,
+/// listening on `[fd00::1]:5060` as well as 10.45.0.1): the independent UE at fd00::2
+/// registers over UDP and over TCP with its SAs installed by iproute2 between the
+/// IPv6 addresses; the protected REGISTER and its 200 OK cross ESP (counters of all
+/// four IPv6 SAs grow on both sides) and the reg-event NOTIFY reaches the UE's
+/// protected server port from the P-CSCF's port-c through ESP.
+#[test]
+fn independent_ue_registers_over_ipv6_through_esp_in_uml() {
+    match role().as_deref() {
+        None => host_side(
+            INDEP6,
+            CoreOpts {
+                allow_unprotected: true,
+                dereg_grace_ms: 500,
+                gm_v6: true,
+            },
+            &[imsi(4), imsi(5)],
+            "GM-IPSEC independent IPv6: DONE",
+        ),
+        Some("orchestrate") => {
+            let r = (|| -> Result<()> {
+                if !Path::new("/proc/sys/net/ipv6").exists() {
+                    bail!("IPv6 is not available inside UML (module ipv6 not loaded)");
+                }
+                core_up(&env_or(DIR_ENV)?, &env_or(BIN_ENV)?)?;
+                let listening = sh(&["ip", "netns", "exec", "pcscf", "ss", "-Hlnut"])?;
+                if !listening.contains(&format!("[{P_IP6}]:5060")) {
+                    bail!("the P-CSCF does not listen on [{P_IP6}]:5060:\n{listening}");
+                }
+                let mut failures = Vec::new();
+                for role in ["ue6:udp:good:4", "ue6:tcp:good:5"] {
+                    if let Err(e) = run_child_in_ue(INDEP6, role) {
+                        failures.push(format!("{e:#}"));
+                    }
+                }
+                println!("P-CSCF SAs at the end:\n{}", show_states("pcscf"));
+                if !failures.is_empty() {
+                    bail!("independent IPv6 UE failures:\n{}", failures.join("\n"));
+                }
+                Ok(())
+            })();
+            if let Err(e) = r {
+                panic!("{e:#}");
+            }
+            println!("GM-IPSEC independent IPv6: DONE");
+        }
+        Some(role) => {
+            let parts: Vec<&str> = role.split(':').collect();
+            let tp = if parts.get(1) == Some(&"tcp") {
+                Tp::Tcp
+            } else {
+                Tp::Udp
+            };
+            let n: u32 = parts.get(3).and_then(|x| x.parse().ok()).unwrap_or(4);
+            if let Err(e) = independent_ue(tp, false, n, true) {
                 panic!("{e:#}");
             }
         }
@@ -1527,6 +1677,7 @@ fn ue_sim_in_uml() {
                 CoreOpts {
                     allow_unprotected: true,
                     dereg_grace_ms: 500,
+                    gm_v6: false,
                 },
                 &imsis,
                 "GM-IPSEC ue-sim: DONE",
@@ -1986,9 +2137,11 @@ fn restart_ue_run() -> Result<()> {
         udp: None,
         tcp: None,
         dest: format!("{P_IP}:5060").parse()?,
+        ue_ip: UE_IP.parse()?,
+        p_ip: P_IP.parse()?,
     };
     let (tx, rx) = mpsc::channel();
-    serve_port_s(ue.us, tx)?;
+    serve_port_s(ue.ue_ip, ue.us, tx)?;
     let (mut cur, mut creds, ok) = restart_register_initial(&mut ue)?;
     let routes: Vec<String> = headers(&ok, "Service-Route")
         .iter()
@@ -2107,6 +2260,8 @@ fn restart_ue_run() -> Result<()> {
         udp: None,
         tcp: None,
         dest: format!("{P_IP}:5060").parse()?,
+        ue_ip: UE_IP.parse()?,
+        p_ip: P_IP.parse()?,
     };
     restart_register_initial(&mut ue2)?;
     let held = restart_pcscf_counts()?;
@@ -2146,6 +2301,7 @@ fn pcscf_restart_keeps_live_sas_in_uml() {
             CoreOpts {
                 allow_unprotected: true,
                 dereg_grace_ms: 500,
+                gm_v6: false,
             },
             &[imsi(700), imsi(701)],
             "GM-IPSEC restart: DONE",
