@@ -144,17 +144,7 @@ url = "sqlite://{db}"
                 db = d.join("pcscf.db").display()
             ),
         )?;
-        let cfg = |n: &str| d.join(n).to_string_lossy().to_string();
-        let hss = Proc::spawn(
-            "hss",
-            &bin("hss")?,
-            &["serve", "--config", &cfg("hss.toml")],
-            d,
-        )?;
-        let hss_diam: SocketAddr = format!("{}:3868", ip(4)).parse()?;
-        let hss_http: SocketAddr = format!("{}:8080", ip(4)).parse()?;
-        wait_tcp(hss_diam, Duration::from_secs(30)).context("HSS Diameter port")?;
-        wait_tcp(hss_http, Duration::from_secs(30)).context("HSS HTTP port")?;
+        let hss = Self::spawn_hss(d, &ip(4))?;
         let scscf = Self::spawn_role("scscf", d)?;
         let icscf = Self::spawn_role("icscf", d)?;
         let pcscf = Self::spawn_role("pcscf", d)?;
@@ -172,6 +162,28 @@ url = "sqlite://{db}"
         }
         core.assert_running()?;
         Ok(core)
+    }
+
+    /// Starts the HSS on `hss.toml` and waits for its Diameter and HTTP ports.
+    fn spawn_hss(d: &Path, ip: &str) -> Result<Proc> {
+        let cfg = d.join("hss.toml").to_string_lossy().to_string();
+        let hss = Proc::spawn("hss", &bin("hss")?, &["serve", "--config", &cfg], d)?;
+        let hss_diam: SocketAddr = format!("{ip}:3868").parse()?;
+        let hss_http: SocketAddr = format!("{ip}:8080").parse()?;
+        wait_tcp(hss_diam, Duration::from_secs(30)).context("HSS Diameter port")?;
+        wait_tcp(hss_http, Duration::from_secs(30)).context("HSS HTTP port")?;
+        Ok(hss)
+    }
+
+    /// Stops the HSS (an outage: the CSCFs lose their Diameter peer).
+    pub fn stop_hss(&mut self) {
+        self.hss.stop();
+    }
+
+    /// Starts the HSS again on the same configuration and database.
+    pub fn start_hss(&mut self) -> Result<()> {
+        self.hss = Self::spawn_hss(self.dir.path(), &self.ip(4))?;
+        Ok(())
     }
 
     fn spawn_role(name: &str, d: &Path) -> Result<Proc> {

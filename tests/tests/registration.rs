@@ -226,3 +226,82 @@ fn registration_element(body: &str, aor: &str) -> Option<String> {
     }
     None
 }
+
+/// The HSS goes away (issue 3, bad input): a REGISTER gets a 5xx with `Retry-After`
+/// within the transaction timer instead of hanging, no role exits, and registration works
+/// again by itself once the HSS is back (the Cx clients reconnect).
+#[test]
+fn hss_outage_gives_5xx_with_retry_after_and_service_resumes() -> Result<()> {
+    let mut lab = Lab::start(36)?;
+    let (a, b) = (Subscriber::nth(7), Subscriber::nth(8));
+    lab.provision(&a)?;
+    lab.provision(&b)?;
+    let ue = |lab: &Lab, s: &Subscriber| {
+        TestUe::new(
+            &lab.client_ip(),
+            lab.pcscf_addr(),
+            &s.impu(),
+            &s.impi,
+            DOMAIN,
+        )
+    };
+    let mut ue_a = ue(&lab, &a)?;
+    let (r, _) = ue_a.register_aka(&mut sim_for(&a), 600)?;
+    assert_eq!(
+        r.status,
+        200,
+        "before the outage: {}\n{}",
+        r.raw,
+        lab.logs()
+    );
+
+    lab.stop_hss();
+    let mut ue_b = ue(&lab, &b)?;
+    // The answer must come within the P-CSCF's Timer F (64*T1 = 32 s).
+    ue_b.sock.set_read_timeout(Some(Duration::from_secs(32)))?;
+    let t0 = std::time::Instant::now();
+    let r = ue_b.register(None, 600)?;
+    let took = t0.elapsed();
+    println!(
+        "REGISTER during the HSS outage: {} after {took:?}",
+        r.status
+    );
+    assert!(
+        (500..600).contains(&r.status),
+        "want a 5xx while the HSS is down, got: {}\n{}",
+        r.raw,
+        lab.logs()
+    );
+    assert!(
+        r.header("Retry-After").is_some(),
+        "5xx without Retry-After: {}",
+        r.raw
+    );
+    // No CSCF went down with the HSS.
+    lab.pcscf.assert_running()?;
+    lab.icscf.assert_running()?;
+    lab.scscf.assert_running()?;
+
+    lab.start_hss()?;
+    // Service resumes by itself: the Cx clients reconnect with backoff (≤ 10 s).
+    let deadline = std::time::Instant::now() + Duration::from_secs(40);
+    let mut sim_b = sim_for(&b);
+    loop {
+        let (r, _) = ue_b.register_aka(&mut sim_b, 600)?;
+        if r.status == 200 {
+            break;
+        }
+        if std::time::Instant::now() > deadline {
+            bail!(
+                "registration did not resume after the HSS came back: {}\n{}",
+                r.raw,
+                lab.logs()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    // The UE registered before the outage re-registers without trouble.
+    let (r, _) = ue_a.register_aka(&mut sim_for(&a), 600)?;
+    assert_eq!(r.status, 200, "after the outage: {}", r.raw);
+    Ok(())
+}
