@@ -14,7 +14,7 @@
 //! Run: `cargo build --release --workspace --bins && cargo bench -p ims-tests --bench registration`
 //! Options (env): BENCH_SUBSCRIBERS (10000), BENCH_RATES ("250,500,1000,2000,3000,5000"),
 //! BENCH_SECONDS (10 per run), BENCH_REPEAT (3 runs per step), BENCH_SIPP (SIPp
-//! instances, 2), BENCH_MEMORY_RATE (1000), BENCH_SETTLE_SECONDS (35: Timer J is 32 s).
+//! instances, 2), BENCH_MEMORY_RATE (500), BENCH_SETTLE_SECONDS (35: Timer J is 32 s).
 //! RUST_LOG of the roles: as set, else `info` (what a deployment runs with).
 //! BENCH_WORKERS (1): tokio worker threads per role process (`TOKIO_WORKER_THREADS`;
 //! `default` leaves tokio's one per core): four roles and SIPp share the cores, and one
@@ -84,7 +84,7 @@ fn main() -> Result<()> {
     let secs: u32 = env_or("BENCH_SECONDS", 10);
     let repeat: usize = env_or("BENCH_REPEAT", 3usize).max(1);
     let sipps: usize = env_or("BENCH_SIPP", 2usize).clamp(1, 8);
-    let memory_rate: u32 = env_or("BENCH_MEMORY_RATE", 1000);
+    let memory_rate: u32 = env_or("BENCH_MEMORY_RATE", 500);
     let settle: u64 = env_or("BENCH_SETTLE_SECONDS", 35);
     let rates: Vec<u32> = std::env::var("BENCH_RATES")
         .unwrap_or_else(|_| "250,500,1000,2000,3000,5000".into())
