@@ -219,11 +219,16 @@ impl Node {
                     return;
                 }
             };
-            tracing::info!(%impu, dest = %target.remote, "subscribing to reg event");
+            tracing::debug!(%impu, dest = %target.remote, "subscribing to reg event");
             match sip.request(req, target).await {
-                Ok(r) => {
-                    tracing::info!(%impu, status = ?r.status().map(|s| s.as_u16()), "reg-event SUBSCRIBE answered")
-                }
+                Ok(r) => match r.status() {
+                    Some(s) if s.is_success() => {
+                        tracing::debug!(%impu, status = s.as_u16(), "reg-event SUBSCRIBE answered")
+                    }
+                    s => {
+                        tracing::warn!(%impu, status = ?s.map(|s| s.as_u16()), dest = %target.remote, "reg-event SUBSCRIBE refused")
+                    }
+                },
                 Err(e) => tracing::warn!(%impu, error = %e, "reg-event SUBSCRIBE failed"),
             }
         });

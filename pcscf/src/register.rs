@@ -326,7 +326,7 @@ impl Node {
             // retired after the grace period (TS 33.203 §7.4).
             if g.sec_new.as_ref() == Some(through) {
                 if let Some(new) = g.sec_new.take() {
-                    tracing::info!(aor = %ctx.key.aor, pair = %new.pair, spi_s = new.pcscf.spi_s, port_s = new.pcscf.port_s, "SA set in use");
+                    tracing::debug!(aor = %ctx.key.aor, pair = %new.pair, spi_s = new.pcscf.spi_s, port_s = new.pcscf.port_s, "SA set in use");
                     if let Some(old) = g.sec_active.replace(new) {
                         after.retire.push(old);
                     }
