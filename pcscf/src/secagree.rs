@@ -311,7 +311,7 @@ impl GmSecurity {
     pub fn initial(&self, security_client: Option<&str>, ue: &str) -> Initial {
         let Some(value) = security_client.filter(|v| !v.trim().is_empty()) else {
             return if self.allow_unprotected {
-                tracing::debug!(%ue, "no Security-Client: registering without IPsec (allowed by policy)");
+                tracing::info!(%ue, "no Security-Client: registering without IPsec (allowed by policy)");
                 Initial::Unprotected
             } else {
                 Initial::Refuse(
@@ -326,7 +326,7 @@ impl GmSecurity {
         };
         match choose_offer(&offers, &self.policy, &KernelSupport::all()) {
             Ok(choice) => {
-                tracing::debug!(%ue, choice = %choice, "sec-agree offer chosen");
+                tracing::info!(%ue, choice = %choice, "sec-agree offer chosen");
                 Initial::Offer {
                     offer: choice.offer,
                     client: offers.into_iter().filter_map(Result::ok).collect(),
