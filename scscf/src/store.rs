@@ -81,6 +81,27 @@ fn placeholders(first: usize, n: usize) -> String {
 }
 
 /// `($1, …, $cols), ($cols+1, …)` for `n` rows.
+/// `DELETE FROM {table} WHERE {column} IN (…)` for `ids`, in chunks of [`IN_CHUNK`].
+async fn delete_where_in(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    table: &str,
+    column: &str,
+    ids: &[&str],
+) -> Result<(), sqlx::Error> {
+    for chunk in ids.chunks(IN_CHUNK) {
+        let sql = format!(
+            "DELETE FROM {table} WHERE {column} IN ({})",
+            placeholders(1, chunk.len())
+        );
+        let mut q = sqlx::query(&sql);
+        for id in chunk {
+            q = q.bind(id.to_string());
+        }
+        q.execute(&mut **tx).await?;
+    }
+    Ok(())
+}
+
 fn rows(n: usize, cols: usize) -> String {
     (0..n)
         .map(|r| format!("({})", placeholders(r * cols + 1, cols)))
@@ -250,28 +271,9 @@ impl Store {
             .map(|r| r.id.as_str())
             .chain(batch.del_regs.iter().map(String::as_str))
             .collect();
-        for chunk in touched.chunks(IN_CHUNK) {
-            let sql = format!(
-                "DELETE FROM scscf_contact WHERE registration_id IN ({})",
-                placeholders(1, chunk.len())
-            );
-            let mut q = sqlx::query(&sql);
-            for id in chunk {
-                q = q.bind(id.to_string());
-            }
-            q.execute(&mut *tx).await?;
-        }
-        for chunk in batch.del_regs.chunks(IN_CHUNK) {
-            let sql = format!(
-                "DELETE FROM scscf_registration WHERE id IN ({})",
-                placeholders(1, chunk.len())
-            );
-            let mut q = sqlx::query(&sql);
-            for id in chunk {
-                q = q.bind(id.clone());
-            }
-            q.execute(&mut *tx).await?;
-        }
+        delete_where_in(&mut tx, "scscf_contact", "registration_id", &touched).await?;
+        let del_regs: Vec<&str> = batch.del_regs.iter().map(String::as_str).collect();
+        delete_where_in(&mut tx, "scscf_registration", "id", &del_regs).await?;
         for chunk in batch.put_regs.chunks(ROW_CHUNK) {
             let sql = format!(
                 "INSERT INTO scscf_registration (id, impi, impus) VALUES {} ON CONFLICT (id) DO UPDATE SET impi = excluded.impi, impus = excluded.impus",
@@ -313,17 +315,8 @@ impl Store {
             }
             q.execute(&mut *tx).await?;
         }
-        for chunk in batch.del_subs.chunks(IN_CHUNK) {
-            let sql = format!(
-                "DELETE FROM scscf_subscription WHERE id IN ({})",
-                placeholders(1, chunk.len())
-            );
-            let mut q = sqlx::query(&sql);
-            for id in chunk {
-                q = q.bind(id.clone());
-            }
-            q.execute(&mut *tx).await?;
-        }
+        let del_subs: Vec<&str> = batch.del_subs.iter().map(String::as_str).collect();
+        delete_where_in(&mut tx, "scscf_subscription", "id", &del_subs).await?;
         for chunk in batch.put_subs.chunks(ROW_CHUNK) {
             let sql = format!(
                 "INSERT INTO scscf_subscription (id, aor, call_id, local_tag, remote_tag, local_uri, remote_uri, remote_target, route_set, local_cseq, version, expires_at) VALUES {} ON CONFLICT (id) DO UPDATE SET aor = excluded.aor, remote_target = excluded.remote_target, route_set = excluded.route_set, local_cseq = excluded.local_cseq, version = excluded.version, expires_at = excluded.expires_at",
