@@ -31,8 +31,11 @@ impl ProtectedPorts {
         lock(&self.server).contains_key(&local)
     }
 
-    /// Binds the set's port-c and port-s (UDP and TCP) unless already bound.
-    pub async fn acquire(&self, t: &TransportLayer, set: &SaSet) {
+    /// Binds the set's port-c and port-s (UDP and TCP) unless already bound. The set
+    /// counts as using its ports even when a bind fails (so [`Self::release`] undoes
+    /// this call either way); the error names the address, transport and reason.
+    pub async fn acquire(&self, t: &TransportLayer, set: &SaSet) -> Result<(), String> {
+        let mut failed = Vec::new();
         let s = SocketAddr::new(set.pcscf.addr, set.pcscf.port_s);
         *lock(&self.server).entry(s).or_insert(0) += 1;
         for port in [set.pcscf.port_c, set.pcscf.port_s] {
@@ -46,10 +49,15 @@ impl ProtectedPorts {
             if first {
                 for tr in [Transport::Udp, Transport::Tcp] {
                     if let Err(e) = t.bind(tr, a).await {
-                        tracing::warn!(addr = %a, transport = %tr, error = %e, "protected port not bound");
+                        failed.push(format!("{tr} {a}: {e}"));
                     }
                 }
             }
+        }
+        if failed.is_empty() {
+            Ok(())
+        } else {
+            Err(failed.join("; "))
         }
     }
 

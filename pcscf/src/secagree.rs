@@ -44,6 +44,10 @@ pub enum SecError {
     /// The kernel (or store) refused the SAs.
     #[error(transparent)]
     Store(#[from] ims_ipsec::StoreError),
+    /// A protected port cannot be bound (in use by another process, or the Gm
+    /// address is not on this host).
+    #[error("protected port not bound: {0}")]
+    Port(String),
     /// CK or IK are not 32 hex digits.
     #[error("bad CK/IK from the S-CSCF: {0}")]
     Keys(String),
@@ -277,11 +281,20 @@ impl GmSecurity {
     }
 
     /// Takes over a set restored from the store after a restart (its SAs are in the
-    /// kernel): it is known for removal and its ports are bound.
+    /// kernel): it is known for removal and its ports are bound. A port that cannot be
+    /// bound is logged (the set stays known, so it is still removed in time).
     pub async fn adopt(&self, set: &SaSet) {
+        if let Err(e) = self.take_over(set).await {
+            tracing::warn!(ue = %set.ue.addr, error = %e, "protected port not bound");
+        }
+    }
+
+    /// Records `set` as installed and binds its ports.
+    async fn take_over(&self, set: &SaSet) -> Result<(), SecError> {
         self.installed().insert(set.pcscf.spi_s, set.clone());
-        if let Some((ports, t)) = &self.ports {
-            ports.acquire(t, set).await;
+        match &self.ports {
+            Some((ports, t)) => ports.acquire(t, set).await.map_err(SecError::Port),
+            None => Ok(()),
         }
     }
 
@@ -423,7 +436,13 @@ impl GmSecurity {
             server,
             client,
         };
-        self.adopt(&set).await;
+        // A protected port we cannot receive on must not be named in Security-Server:
+        // the UE's protected REGISTER would be lost. The set goes again, the 401 does
+        // not leave (the caller answers 500 and logs why).
+        if let Err(e) = self.take_over(&set).await {
+            self.remove(&set).await;
+            return Err(e);
+        }
         Ok(set)
     }
 

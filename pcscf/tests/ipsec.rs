@@ -16,9 +16,7 @@ use ims_ipsec::MemorySaStore;
 const WWW: &str = "Digest realm=\"ims.test\", nonce=\"bm9uY2U=\", algorithm=AKAv1-MD5, ck=\"00112233445566778899aabbccddeeff\", ik=\"ffeeddccbbaa99887766554433221100\"";
 
 fn ports() -> (u16, u16) {
-    // Protected ports for this test run, away from the ephemeral range.
-    let base = 20_000 + (std::process::id() % 5_000) as u16 * 2;
-    (base, base + 1)
+    protected_port_pair()
 }
 
 struct Ue {
@@ -261,8 +259,7 @@ async fn reregistration_concurrency_shutdown_and_restart() {
     let db = format!("sqlite://{}", dir.path().join("p.sqlite").display());
     let core = Peer::new().await;
     let sa = Arc::new(MemorySaStore::new(ims_ipsec::plan::DEFAULT_PCSCF_REQID));
-    let base = 30_000 + (std::process::id() % 5_000) as u16 * 2;
-    let (pc, ps) = (base, base + 1);
+    let (pc, ps) = protected_port_pair();
     let tweak = move |cfg: &mut ims_config::PcscfConfig| {
         cfg.ipsec.enabled = true;
         cfg.ipsec.allow_unprotected = false;
@@ -520,8 +517,7 @@ async fn keep_mode_restart_adopts_the_live_sas() {
     let db = format!("sqlite://{}", dir.path().join("p.sqlite").display());
     let core = Peer::new().await;
     let sa = Arc::new(MemorySaStore::new(ims_ipsec::plan::DEFAULT_PCSCF_REQID));
-    let base = 36_000 + (std::process::id() % 4_000) as u16 * 2;
-    let (pc, ps) = (base, base + 1);
+    let (pc, ps) = protected_port_pair();
     let tweak = move |cfg: &mut ims_config::PcscfConfig| {
         cfg.ipsec.enabled = true;
         cfg.ipsec.allow_unprotected = false;
@@ -669,4 +665,68 @@ Call-ID: k{n}\r\nCSeq: 1 MESSAGE\r\nContent-Length: 0\r\n\r\n",
     assert_eq!((sa.sa_count(), sa.policy_count()), (0, 0));
     p.stop().await;
     assert_eq!((sa.sa_count(), sa.policy_count()), (0, 0));
+}
+
+/// A protected port another process holds: the P-CSCF cannot receive the protected
+/// REGISTER there, so it must not name it in a Security-Server. The REGISTER gets a
+/// 500 instead of the 401, no SA stays installed, and once the port is free again
+/// the next REGISTER gets its 401 with the set installed.
+#[tokio::test]
+async fn protected_port_in_use_gives_500_and_leaves_no_sa() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("p.sqlite").display());
+    let core = Peer::new().await;
+    let sa = Arc::new(MemorySaStore::new(ims_ipsec::plan::DEFAULT_PCSCF_REQID));
+    let (pc, ps) = ports();
+    let squatter = std::net::UdpSocket::bind(("127.0.0.1", ps)).unwrap();
+    let p = start_pcscf_with(
+        core.addr,
+        &db,
+        0,
+        |cfg| {
+            cfg.ipsec.enabled = true;
+            cfg.ipsec.allow_unprotected = false;
+            cfg.ipsec.port_c = ims_config::PortRange {
+                first: pc,
+                last: pc,
+            };
+            cfg.ipsec.port_s = ims_config::PortRange {
+                first: ps,
+                last: ps,
+            };
+        },
+        Some(sa.clone()),
+    )
+    .await;
+    let pcscf = p.udp;
+    let ue = Ue {
+        plain: Peer::new().await,
+        port_c: Peer::new().await,
+        port_s: Peer::new().await,
+    };
+    ue.plain
+        .send(
+            pcscf,
+            &register(ue.plain.addr, pcscf, 1, 600, &security_client(&ue)),
+        )
+        .await;
+    let (req, from) = core.recv().await;
+    core.answer(
+        &req,
+        from,
+        401,
+        "Unauthorized",
+        &[("WWW-Authenticate", WWW.into())],
+    )
+    .await;
+    let (r, _) = ue.plain.recv().await;
+    assert_eq!(r.code(), Some(500), "no 401 naming a port we cannot use");
+    assert!(r.get("security-server").is_none());
+    assert_eq!(sa.sa_count(), 0, "the set's SAs removed again");
+    assert_eq!(sa.policy_count(), 0);
+
+    drop(squatter);
+    let server = challenge(&core, &ue, pcscf, 2).await;
+    assert!(server.contains(&format!("port-s={ps}")), "{server}");
+    assert_eq!(sa.sa_count(), 4);
 }

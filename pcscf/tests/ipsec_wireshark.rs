@@ -112,12 +112,11 @@ async fn register_protected(core: &Peer, ue: &Ue, pcscf: SocketAddr, ps: u16) ->
 async fn run_pcscf(
     file: Option<String>,
     dir: &Path,
-    ps_base: u16,
+    (pc, ps): (u16, u16),
 ) -> (u32, u32, Arc<MemorySaStore>) {
     let db = format!("sqlite://{}", dir.join("p.sqlite").display());
     let core = Peer::new().await;
     let sa = Arc::new(MemorySaStore::new(ims_ipsec::plan::DEFAULT_PCSCF_REQID));
-    let (pc, ps) = (ps_base, ps_base + 1);
     let p = start_pcscf_with(
         core.addr,
         &db,
@@ -158,12 +157,15 @@ fn unquote(f: &str) -> &str {
 
 #[tokio::test]
 async fn wireshark_esp_sa_file_written_only_when_configured() {
-    let base = 40_000 + (std::process::id() % 4_000) as u16 * 2;
-
     // Switch on: the four SAs of the set, nothing else.
     let on = tempfile::tempdir().unwrap();
     let file = on.path().join("esp_sa");
-    let (p_spi_c, p_spi_s, _) = run_pcscf(Some(file.display().to_string()), on.path(), base).await;
+    let (p_spi_c, p_spi_s, _) = run_pcscf(
+        Some(file.display().to_string()),
+        on.path(),
+        protected_port_pair(),
+    )
+    .await;
     let text = std::fs::read_to_string(&file).expect("esp_sa file written");
     {
         use std::os::unix::fs::PermissionsExt;
@@ -216,7 +218,7 @@ async fn wireshark_esp_sa_file_written_only_when_configured() {
             .is_none(),
         "off by default"
     );
-    let (_, _, sa) = run_pcscf(None, off.path(), base + 2).await;
+    let (_, _, sa) = run_pcscf(None, off.path(), protected_port_pair()).await;
     assert_eq!(sa.sa_count(), 0, "SAs removed at shutdown");
     let after: Vec<_> = std::fs::read_dir(off.path())
         .unwrap()

@@ -217,3 +217,27 @@ Content-Type: text/plain\r\n\
 Content-Length: 2\r\n\r\nhi"
     )
 }
+
+/// A free protected port pair (port-c, port-s) on 127.0.0.1 for one test: below the
+/// kernel's ephemeral range (so no `Peer` socket takes it), free on UDP and TCP when
+/// chosen, and never handed out twice within this test process.
+pub fn protected_port_pair() -> (u16, u16) {
+    use std::collections::HashSet;
+    use std::sync::Mutex;
+    static GIVEN: Mutex<Option<HashSet<u16>>> = Mutex::new(None);
+    let free = |p: u16| {
+        std::net::UdpSocket::bind(("127.0.0.1", p)).is_ok()
+            && std::net::TcpListener::bind(("127.0.0.1", p)).is_ok()
+    };
+    let mut given = GIVEN.lock().unwrap();
+    let given = given.get_or_insert_with(HashSet::new);
+    for _ in 0..1000 {
+        let base = 20_000 + 2 * (rand::random::<u16>() % 6_000);
+        let pair = (base, base + 1);
+        if !given.contains(&pair.0) && free(pair.0) && free(pair.1) {
+            given.insert(pair.0);
+            return pair;
+        }
+    }
+    panic!("no free protected port pair in 20000..32000 on 127.0.0.1");
+}
