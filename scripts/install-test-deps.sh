@@ -3,7 +3,7 @@
 # nothing when everything is already there.
 set -euo pipefail
 
-APT_PACKAGES=(sip-tester user-mode-linux kmod iproute2 python3-pip tshark libxml2-utils)
+APT_PACKAGES=(sip-tester user-mode-linux kmod iproute2 python3-pip tshark libxml2-utils postgresql)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
