@@ -1,7 +1,11 @@
-//! Store tests on temporary SQLite files.
+//! Store tests: every scenario runs on a temporary SQLite file and on PostgreSQL (a
+//! throwaway server from `ims-testkit`, one fresh database per scenario, or the database
+//! named by `HSS_TEST_POSTGRES_URL`).
 
 use std::collections::HashSet;
 use std::sync::Arc;
+
+use ims_testkit::{Error as PgError, TestPostgres};
 
 use super::model::*;
 use super::*;
@@ -49,14 +53,39 @@ pub(crate) fn alice(imsi: &str) -> NewSubscriber {
     }
 }
 
+/// The IMSIs a scenario uses: `base + n`, 15 digits. Fixed on a database of the test's
+/// own; random on a shared PostgreSQL database (`HSS_TEST_POSTGRES_URL`), which keeps
+/// the rows of earlier runs.
+#[derive(Debug, Clone, Copy)]
+struct Imsis(u64);
+
+impl Imsis {
+    /// `001010000000000 + n`.
+    const FIXED: Imsis = Imsis(1_010_000_000_000);
+
+    /// `00102xxxxxxxxxx`: fresh on every run.
+    fn random() -> Imsis {
+        Imsis(1_020_000_000_000 + rand::random::<u64>() % 9_000_000_000)
+    }
+
+    fn nth(self, n: u64) -> String {
+        format!("{:015}", self.0 + n)
+    }
+}
+
 #[tokio::test]
 async fn create_get_update_delete() {
-    let store = Store::open(&temp_db("crud")).await.expect("open");
-    let s = store
-        .create(alice("001010000000001"))
-        .await
-        .expect("create");
-    assert_eq!(s.impi, "001010000000001@ims.mnc001.mcc001.3gppnetwork.org");
+    crud(&temp_db("crud"), Imsis::FIXED).await;
+}
+
+async fn crud(url: &str, ids: Imsis) {
+    let store = Store::open(url).await.expect("open");
+    let before = store.list().await.expect("list").len();
+    let s = store.create(alice(&ids.nth(1))).await.expect("create");
+    assert_eq!(
+        s.impi,
+        format!("{}@ims.mnc001.mcc001.3gppnetwork.org", ids.nth(1))
+    );
     assert_eq!(s.impus.len(), 2);
     assert!(s.aka.as_ref().expect("aka").op.is_some());
     assert_eq!(
@@ -66,19 +95,19 @@ async fn create_get_update_delete() {
     assert_eq!(s.sqn, 0x1000);
 
     // Duplicate IMSI, IMPI, IMPU.
-    let e = store.create(alice("001010000000001")).await.unwrap_err();
+    let e = store.create(alice(&ids.nth(1))).await.unwrap_err();
     assert!(
         matches!(e, StoreError::Duplicate { field: "imsi", .. }),
         "{e}"
     );
-    let mut dup_impi = alice("001010000000002");
+    let mut dup_impi = alice(&ids.nth(2));
     dup_impi.impi = Some(s.impi.clone());
     let e = store.create(dup_impi).await.unwrap_err();
     assert!(
         matches!(e, StoreError::Duplicate { field: "impi", .. }),
         "{e}"
     );
-    let mut dup_impu = alice("001010000000003");
+    let mut dup_impu = alice(&ids.nth(3));
     dup_impu.impus = vec![s.impus[0].clone()];
     let e = store.create(dup_impu).await.unwrap_err();
     assert!(
@@ -109,20 +138,21 @@ async fn create_get_update_delete() {
     assert_eq!(up.amf, [0x90, 0x01]);
     assert_eq!(up.password.as_ref().map(|p| p.expose()), Some("secret"));
     assert_eq!(up.sqn, 0x1000, "sqn untouched when not given");
-    assert_eq!(store.list().await.expect("list").len(), 1);
+    assert_eq!(store.list().await.expect("list").len(), before + 1);
     assert!(store.delete(&s.impi).await.expect("delete"));
     assert!(!store.delete(&s.imsi).await.expect("delete again"));
     assert!(store.get(&s.imsi).await.expect("get").is_none());
+    assert_eq!(store.list().await.expect("list").len(), before);
 }
 
 #[tokio::test]
 async fn sqns_unique_under_concurrency_and_across_reopen() {
-    let path = temp_db("sqn");
-    let store = Store::open(&path).await.expect("open");
-    let s = store
-        .create(alice("001010000000010"))
-        .await
-        .expect("create");
+    sqns_unique(&temp_db("sqn"), Imsis::FIXED).await;
+}
+
+async fn sqns_unique(path: &str, ids: Imsis) {
+    let store = Store::open(path).await.expect("open");
+    let s = store.create(alice(&ids.nth(10))).await.expect("create");
     let mut tasks = Vec::new();
     for _ in 0..200 {
         let st = store.clone();
@@ -146,7 +176,7 @@ async fn sqns_unique_under_concurrency_and_across_reopen() {
     store.close().await;
     drop(store);
 
-    let store = Store::open(&path).await.expect("reopen");
+    let store = Store::open(path).await.expect("reopen");
     let e = store
         .auth_entry(&s.impi)
         .await
@@ -158,10 +188,13 @@ async fn sqns_unique_under_concurrency_and_across_reopen() {
 
 #[tokio::test]
 async fn other_process_changes_become_visible() {
-    let path = temp_db("visible");
-    let hss = Store::open(&path).await.expect("open");
-    let cli = Store::open(&path).await.expect("open second");
-    let s = cli.create(alice("001010000000020")).await.expect("create");
+    changes_visible(&temp_db("visible"), Imsis::FIXED).await;
+}
+
+async fn changes_visible(path: &str, ids: Imsis) {
+    let hss = Store::open(path).await.expect("open");
+    let cli = Store::open(path).await.expect("open second");
+    let s = cli.create(alice(&ids.nth(20))).await.expect("create");
     assert_eq!(hss.poll_changes().await.expect("poll"), 1, "the creation");
     let e1 = hss.auth_entry(&s.impi).await.expect("entry").expect("some");
     assert_eq!(e1.amf, [0x80, 0]);
@@ -191,11 +224,12 @@ async fn other_process_changes_become_visible() {
 
 #[tokio::test]
 async fn resync_moves_sqn_forward_only_when_needed() {
-    let store = Store::open(&temp_db("resync")).await.expect("open");
-    let s = store
-        .create(alice("001010000000030"))
-        .await
-        .expect("create");
+    resync(&temp_db("resync"), Imsis::FIXED).await;
+}
+
+async fn resync(url: &str, ids: Imsis) {
+    let store = Store::open(url).await.expect("open");
+    let s = store.create(alice(&ids.nth(30))).await.expect("create");
     let e: Arc<AuthEntry> = store.auth_entry(&s.impi).await.expect("e").expect("s");
     let first = store.allocate_sqns(&e, 1).await.expect("alloc")[0];
     assert_eq!(first, 0x1000 + 32);
@@ -215,11 +249,12 @@ async fn resync_moves_sqn_forward_only_when_needed() {
 
 #[tokio::test]
 async fn assignment_does_not_touch_cache() {
-    let store = Store::open(&temp_db("assign")).await.expect("open");
-    let s = store
-        .create(alice("001010000000040"))
-        .await
-        .expect("create");
+    assignment(&temp_db("assign"), Imsis::FIXED).await;
+}
+
+async fn assignment(url: &str, ids: Imsis) {
+    let store = Store::open(url).await.expect("open");
+    let s = store.create(alice(&ids.nth(40))).await.expect("create");
     store
         .set_assignment(
             &s.imsi,
@@ -263,75 +298,14 @@ fn db_urls() {
     assert!(normalize_db_url("mysql://x").is_err());
 }
 
-/// The same store operations against a real PostgreSQL, when one is given with
-/// `HSS_TEST_POSTGRES_URL=postgres://user@127.0.0.1:port/db` (each run uses fresh IMSIs).
-#[tokio::test]
-async fn postgres_store_when_configured() {
-    let Ok(url) = std::env::var("HSS_TEST_POSTGRES_URL") else {
-        eprintln!(
-            "postgres_store_when_configured: not run (set HSS_TEST_POSTGRES_URL=postgres://… \
-             to test the PostgreSQL backend)"
-        );
-        return;
-    };
-    let store = Store::open(&url).await.expect("open postgres");
-    assert_eq!(store.backend(), Backend::Postgres);
-    let imsi = format!("00102{:010}", rand::random::<u32>());
-    let s = store.create(alice(&imsi)).await.expect("create");
-    let e = store.create(alice(&imsi)).await.unwrap_err();
-    assert!(
-        matches!(e, StoreError::Duplicate { field: "imsi", .. }),
-        "{e}"
-    );
-    let entry = store
-        .auth_entry(&s.impi)
-        .await
-        .expect("entry")
-        .expect("some");
-    let mut tasks = Vec::new();
-    for _ in 0..50 {
-        let (st, e) = (store.clone(), entry.clone());
-        tasks.push(tokio::spawn(async move {
-            st.allocate_sqns(&e, 2).await.expect("alloc")
-        }));
-    }
-    let mut seen = HashSet::new();
-    for t in tasks {
-        for sqn in t.await.expect("join") {
-            assert!(seen.insert(sqn));
-        }
-    }
-    let up = store
-        .update(
-            &imsi,
-            SubscriberUpdate {
-                amf: Some([1, 2]),
-                ..Default::default()
-            },
-        )
-        .await
-        .expect("update");
-    assert_eq!(up.amf, [1, 2]);
-    store
-        .set_assignment(&imsi, Some("sip:s"), Some("h"))
-        .await
-        .expect("assign");
-    assert!(store.poll_changes().await.expect("poll") >= 1);
-    assert!(store
-        .get_by_impu(&s.impus[1].uri)
-        .await
-        .expect("impu")
-        .is_some());
-    assert!(store.delete(&imsi).await.expect("delete"));
-}
-
 #[tokio::test]
 async fn profiles_are_cached_with_current_assignment() {
-    let store = Store::open(&temp_db("profiles")).await.expect("open");
-    let s = store
-        .create(alice("001010000000050"))
-        .await
-        .expect("create");
+    profiles_cached(&temp_db("profiles"), Imsis::FIXED).await;
+}
+
+async fn profiles_cached(url: &str, ids: Imsis) {
+    let store = Store::open(url).await.expect("open");
+    let s = store.create(alice(&ids.nth(50))).await.expect("create");
     let impu = s.impus[0].uri.clone();
     assert!(store
         .profile_by_impu("sip:nobody@x")
@@ -395,11 +369,12 @@ async fn profiles_are_cached_with_current_assignment() {
 
 #[tokio::test]
 async fn profile_cache_follows_provisioning_changes() {
-    let store = Store::open(&temp_db("profiles-evict")).await.expect("open");
-    let s = store
-        .create(alice("001010000000051"))
-        .await
-        .expect("create");
+    profile_cache_follows(&temp_db("profiles-evict"), Imsis::FIXED).await;
+}
+
+async fn profile_cache_follows(url: &str, ids: Imsis) {
+    let store = Store::open(url).await.expect("open");
+    let s = store.create(alice(&ids.nth(51))).await.expect("create");
     let tel = s.impus[1].uri.clone();
     assert!(
         !store
@@ -467,4 +442,47 @@ async fn profile_cache_follows_provisioning_changes() {
     // Deleted: gone from the cache too.
     assert!(store.delete(&s.imsi).await.expect("delete"));
     assert!(store.profile_by_impu(&tel).await.expect("r").is_none());
+}
+
+/// Every scenario above on PostgreSQL: a throwaway server started for this test (one
+/// fresh database per scenario), or the database `HSS_TEST_POSTGRES_URL` names (fresh
+/// IMSIs on every run).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_store() {
+    let pg = match tokio::task::spawn_blocking(|| {
+        TestPostgres::from_env_or_start("HSS_TEST_POSTGRES_URL")
+    })
+    .await
+    .expect("join")
+    {
+        Ok(pg) => pg,
+        Err(e @ PgError::BinariesNotFound { .. }) => {
+            println!("postgres_store: not run: {e}");
+            return;
+        }
+        Err(e) => panic!("PostgreSQL for the test: {e}"),
+    };
+    println!("postgres_store on {}", pg.describe());
+    let ids = || {
+        if pg.is_fresh() {
+            Imsis::FIXED
+        } else {
+            Imsis::random()
+        }
+    };
+    let db = |name: &str| pg.database(name).expect("database");
+    {
+        let store = Store::open(&db("hss_backend")).await.expect("open");
+        assert_eq!(store.backend(), Backend::Postgres);
+    }
+    crud(&db("hss_crud"), ids()).await;
+    sqns_unique(&db("hss_sqn"), ids()).await;
+    changes_visible(&db("hss_visible"), ids()).await;
+    resync(&db("hss_resync"), ids()).await;
+    assignment(&db("hss_assign"), ids()).await;
+    profiles_cached(&db("hss_profiles"), ids()).await;
+    profile_cache_follows(&db("hss_profiles_evict"), ids()).await;
+    tokio::task::spawn_blocking(move || drop(pg))
+        .await
+        .expect("stop");
 }
