@@ -435,12 +435,14 @@ impl WriterHandle {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ims_testkit::{Error as PgError, TestPostgres};
 
-    fn reg() -> Registration {
+    /// Registration `sip:{name}@ims.test` with one contact.
+    fn reg_named(name: &str) -> Registration {
         Registration {
-            id: "sip:alice@ims.test".into(),
-            impi: "alice@ims.test".into(),
-            impus: vec!["sip:alice@ims.test".into(), "tel:+1555".into()],
+            id: format!("sip:{name}@ims.test"),
+            impi: format!("{name}@ims.test"),
+            impus: vec![format!("sip:{name}@ims.test"), "tel:+1555".into()],
             contacts: vec![Contact {
                 key: "sip:alice@10.0.0.1:5060".into(),
                 uri: "sip:alice@10.0.0.1:5060".into(),
@@ -454,27 +456,6 @@ mod tests {
                 event: ContactEvent::Refreshed,
             }],
         }
-    }
-
-    #[tokio::test]
-    async fn roundtrip_file_db() {
-        let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}", dir.path().join("s.db").display());
-        let st = Store::open(&url).await.unwrap();
-        let (tx, h) = st.spawn_writer(16);
-        tx.send(StoreOp::PutRegistration(reg())).await.unwrap();
-        let mut r2 = reg();
-        r2.id = "sip:bob@ims.test".into();
-        tx.send(StoreOp::PutRegistration(r2)).await.unwrap();
-        tx.send(StoreOp::DeleteRegistration("sip:bob@ims.test".into()))
-            .await
-            .unwrap();
-        h.shutdown().await;
-        drop(tx);
-        let st2 = Store::open(&url).await.unwrap();
-        let (regs, subs) = st2.load().await.unwrap();
-        assert_eq!(regs, vec![reg()]);
-        assert!(subs.is_empty());
     }
 
     fn sub(id: &str, version: u32) -> Subscription {
@@ -494,29 +475,107 @@ mod tests {
         }
     }
 
+    /// What `st` holds of the keys starting with `p` (all on a database of the test's
+    /// own, where `p` is empty; a shared PostgreSQL database keeps other runs' rows).
+    async fn load_ours(st: &Store, p: &str) -> (Vec<Registration>, Vec<Subscription>) {
+        let (regs, subs) = st.load().await.unwrap();
+        (
+            regs.into_iter()
+                .filter(|r| r.id.starts_with(&format!("sip:{p}")))
+                .collect(),
+            subs.into_iter().filter(|s| s.id.starts_with(p)).collect(),
+        )
+    }
+
+    /// Through the writer: registrations and subscriptions are stored, restored after a
+    /// reopen (the later put of a key wins, a delete removes), then deleted for good.
+    async fn roundtrip(url: &str, p: &str) {
+        let alice = reg_named(&format!("{p}alice"));
+        let bob = reg_named(&format!("{p}bob"));
+        let sub_id = format!("{p}c;l;r");
+        {
+            let st = Store::open(url).await.unwrap();
+            let (tx, h) = st.spawn_writer(16);
+            tx.send(StoreOp::PutRegistration(alice.clone()))
+                .await
+                .unwrap();
+            tx.send(StoreOp::PutRegistration(bob.clone()))
+                .await
+                .unwrap();
+            tx.send(StoreOp::DeleteRegistration(bob.id.clone()))
+                .await
+                .unwrap();
+            tx.send(StoreOp::PutSubscription(sub(&sub_id, 2)))
+                .await
+                .unwrap();
+            tx.send(StoreOp::PutSubscription(sub(&sub_id, 3)))
+                .await
+                .unwrap();
+            h.shutdown().await;
+            drop(tx);
+            st.pool.close().await;
+        }
+        let st = Store::open(url).await.unwrap();
+        let (regs, subs) = load_ours(&st, p).await;
+        assert_eq!(regs, vec![alice.clone()]);
+        assert_eq!(subs, vec![sub(&sub_id, 3)]);
+
+        // A refresh with a second contact replaces the contacts, then everything goes.
+        let mut refreshed = alice.clone();
+        let mut c2 = refreshed.contacts[0].clone();
+        c2.key = "sip:alice@10.0.0.2:5060".into();
+        c2.event = ContactEvent::Registered;
+        refreshed.contacts.push(c2);
+        let (tx, h) = st.spawn_writer(16);
+        tx.send(StoreOp::PutRegistration(refreshed.clone()))
+            .await
+            .unwrap();
+        h.flush().await;
+        let (mut regs, _) = load_ours(&Store::open(url).await.unwrap(), p).await;
+        regs.iter_mut()
+            .for_each(|r| r.contacts.sort_by(|a, b| a.key.cmp(&b.key)));
+        assert_eq!(regs, vec![refreshed]);
+        tx.send(StoreOp::DeleteRegistration(alice.id.clone()))
+            .await
+            .unwrap();
+        tx.send(StoreOp::DeleteSubscription(sub_id.clone()))
+            .await
+            .unwrap();
+        h.shutdown().await;
+        drop(tx);
+        let (regs, subs) = load_ours(&Store::open(url).await.unwrap(), p).await;
+        assert!(regs.is_empty() && subs.is_empty(), "{regs:?} {subs:?}");
+    }
+
+    #[tokio::test]
+    async fn roundtrip_file_db() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("s.db").display());
+        roundtrip(&url, "").await;
+    }
+
     /// A large mixed batch (more rows than one multi-row statement takes) lands as the
     /// last op per key says: puts replace contacts, deletes remove, order kept per key.
-    #[tokio::test]
-    async fn large_mixed_batches() {
-        let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}", dir.path().join("b.db").display());
-        let st = Store::open(&url).await.unwrap();
+    async fn large_mixed(url: &str, p: &str) {
+        let st = Store::open(url).await.unwrap();
         let n = ROW_CHUNK * 2 + 7;
         let mut want = Vec::new();
         let mut ops = Vec::new();
         for i in 0..n {
-            let mut r = reg();
-            r.id = format!("sip:u{i}@ims.test");
-            if i % 3 == 0 {
-                let mut c2 = r.contacts[0].clone();
-                c2.key = format!("k2-{i}");
-                r.contacts.push(c2);
-            }
+            let r = {
+                let mut r = reg_named(&format!("{p}u{i}"));
+                if i % 3 == 0 {
+                    let mut c2 = r.contacts[0].clone();
+                    c2.key = format!("k2-{i}");
+                    r.contacts.push(c2);
+                }
+                r
+            };
             ops.push(StoreOp::PutRegistration(r.clone()));
-            ops.push(StoreOp::PutSubscription(sub(&format!("s{i}"), 1)));
+            ops.push(StoreOp::PutSubscription(sub(&format!("{p}s{i}"), 1)));
             if i % 5 == 0 {
                 ops.push(StoreOp::DeleteRegistration(r.id.clone()));
-                ops.push(StoreOp::DeleteSubscription(format!("s{i}")));
+                ops.push(StoreOp::DeleteSubscription(format!("{p}s{i}")));
             } else {
                 want.push(r);
             }
@@ -527,12 +586,12 @@ mod tests {
         changed.contacts.truncate(1);
         st.apply(vec![
             StoreOp::PutRegistration(changed.clone()),
-            StoreOp::PutSubscription(sub("s1", 7)),
+            StoreOp::PutSubscription(sub(&format!("{p}s1"), 7)),
         ])
         .await
         .unwrap();
         want[1] = changed;
-        let (mut regs, subs) = st.load().await.unwrap();
+        let (mut regs, subs) = load_ours(&st, p).await;
         regs.iter_mut()
             .for_each(|r| r.contacts.sort_by(|a, b| a.key.cmp(&b.key)));
         want.iter_mut()
@@ -541,55 +600,59 @@ mod tests {
         assert_eq!(regs.len(), want.len());
         assert_eq!(regs, want);
         assert_eq!(subs.len(), n - n.div_ceil(5));
-        assert_eq!(subs.iter().find(|s| s.id == "s1"), Some(&sub("s1", 7)));
-        assert!(!subs.iter().any(|s| s.id == "s0" || s.id == "s5"));
-    }
-
-    /// The same round trip on PostgreSQL when `SCSCF_TEST_POSTGRES_URL` names a database
-    /// (e.g. `postgres://postgres@127.0.0.1:55432/scscf_test`); skipped otherwise.
-    #[tokio::test]
-    async fn roundtrip_postgres() {
-        let Ok(url) = std::env::var("SCSCF_TEST_POSTGRES_URL") else {
-            println!("skipped: SCSCF_TEST_POSTGRES_URL not set (no PostgreSQL server to use)");
-            return;
-        };
-        let st = Store::open(&url).await.unwrap();
-        st.apply(vec![StoreOp::DeleteRegistration(reg().id)])
-            .await
-            .unwrap();
-        let (tx, h) = st.spawn_writer(16);
-        tx.send(StoreOp::PutRegistration(reg())).await.unwrap();
-        let mut sub = Subscription {
-            id: "c;l;r".into(),
-            aor: "sip:alice@ims.test".into(),
-            call_id: "c".into(),
-            local_tag: "l".into(),
-            remote_tag: "r".into(),
-            local_uri: "<sip:alice@ims.test>".into(),
-            remote_uri: "<sip:alice@ims.test>".into(),
-            remote_target: "sip:alice@10.0.0.1".into(),
-            route_set: vec!["<sip:p;lr>".into()],
-            local_cseq: 3,
-            version: 2,
-            expires_at: 1_800_000_000,
-        };
-        tx.send(StoreOp::PutSubscription(sub.clone()))
-            .await
-            .unwrap();
-        sub.version = 3;
-        tx.send(StoreOp::PutSubscription(sub.clone()))
-            .await
-            .unwrap();
-        h.shutdown().await;
-        drop(tx);
-        let (regs, subs) = Store::open(&url).await.unwrap().load().await.unwrap();
-        assert!(regs.contains(&reg()));
-        assert!(subs.contains(&sub));
-        st.apply(vec![
-            StoreOp::DeleteRegistration(reg().id),
-            StoreOp::DeleteSubscription(sub.id.clone()),
-        ])
+        assert_eq!(
+            subs.iter().find(|s| s.id == format!("{p}s1")),
+            Some(&sub(&format!("{p}s1"), 7))
+        );
+        assert!(!subs
+            .iter()
+            .any(|s| s.id == format!("{p}s0") || s.id == format!("{p}s5")));
+        // Clean up (a shared PostgreSQL database outlives the test).
+        st.apply(
+            regs.into_iter()
+                .map(|r| StoreOp::DeleteRegistration(r.id))
+                .chain(subs.into_iter().map(|s| StoreOp::DeleteSubscription(s.id)))
+                .collect(),
+        )
         .await
         .unwrap();
+        let (regs, subs) = load_ours(&st, p).await;
+        assert!(regs.is_empty() && subs.is_empty());
+    }
+
+    #[tokio::test]
+    async fn large_mixed_batches() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("b.db").display());
+        large_mixed(&url, "").await;
+    }
+
+    /// The same scenarios on PostgreSQL: a throwaway server started for this test (a
+    /// fresh database per scenario), or the database `SCSCF_TEST_POSTGRES_URL` names (e.g.
+    /// `postgres://postgres@127.0.0.1:55432/scscf_test`; keys of this run only).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn roundtrip_postgres() {
+        let pg = match tokio::task::spawn_blocking(|| {
+            TestPostgres::from_env_or_start("SCSCF_TEST_POSTGRES_URL")
+        })
+        .await
+        .unwrap()
+        {
+            Ok(pg) => pg,
+            Err(e @ PgError::BinariesNotFound { .. }) => {
+                println!("roundtrip_postgres: not run: {e}");
+                return;
+            }
+            Err(e) => panic!("PostgreSQL for the test: {e}"),
+        };
+        println!("roundtrip_postgres on {}", pg.describe());
+        let p = if pg.is_fresh() {
+            String::new()
+        } else {
+            format!("t{}-", rand::random::<u32>())
+        };
+        roundtrip(&pg.database("scscf_roundtrip").unwrap(), &p).await;
+        large_mixed(&pg.database("scscf_large").unwrap(), &p).await;
+        tokio::task::spawn_blocking(move || drop(pg)).await.unwrap();
     }
 }
