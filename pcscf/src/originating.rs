@@ -4,11 +4,13 @@
 //! `P-Preferred-Identity` or the default public identity, initial requests follow the
 //! Service-Route, and the request is proxied statefully.
 
+use ims_sip_core::edit::Editor;
 use ims_sip_core::{Method, StatusCode};
-use ims_sip_transport::Incoming;
+use ims_sip_transport::{Incoming, Transport};
 
 use crate::headers;
 use crate::node::Node;
+use crate::protected::ue_facing_record_route;
 use crate::registrar::{flow_transport, RegState, UeKey};
 use crate::secagree::SaSet;
 
@@ -22,6 +24,30 @@ pub(crate) fn record_routes(m: &Method) -> bool {
 }
 
 impl Node {
+    /// The P-CSCF's Record-Route on an initial request of a dialog. Toward or from a UE
+    /// protected by `set`, two entries (RFC 5658 double record-routing): the UE-facing
+    /// one names the Gm address and port-s ([`ue_facing_record_route`]), the core-facing
+    /// one the main listener, ordered so each side's route set reaches its own entry
+    /// first (the UE's route set: the bottom entries a UAC's reversed list starts
+    /// with, or the top entries of a UAS's list). Without IPsec, one entry.
+    pub(crate) fn record_route(
+        &self,
+        e: &mut Editor<'_>,
+        set: Option<&SaSet>,
+        transport: Transport,
+        from_ue: bool,
+    ) {
+        let core = format!("<sip:{}:{};lr>", self.host(), self.port());
+        let Some(set) = set else {
+            e.prepend("Record-Route", core);
+            return;
+        };
+        let ue = ue_facing_record_route(set, transport);
+        let (below, top) = if from_ue { (ue, core) } else { (core, ue) };
+        e.prepend("Record-Route", below);
+        e.prepend("Record-Route", top);
+    }
+
     /// The registered UE a request comes from: its flow, else the same IP with an
     /// identity it registered (UEs that register over TCP and send SUBSCRIBE over UDP).
     pub(crate) fn originator(&self, inc: &Incoming) -> Option<UeKey> {
@@ -65,7 +91,8 @@ impl Node {
             .await;
             return;
         };
-        if let Ok(set) = b.security.parse::<SaSet>() {
+        let set = b.security.parse::<SaSet>().ok();
+        if let Some(set) = &set {
             // TS 33.203 §7.1: after registration only the SAs carry the UE's requests.
             if inc.local.port() != set.pcscf.port_s || inc.source.ip() != set.ue.addr {
                 tracing::warn!(aor = %key.aor, source = %inc.source, "unprotected request from an IPsec-registered UE refused");
@@ -108,10 +135,7 @@ impl Node {
                 e.append("P-Charging-Vector", self.charging_vector());
             }
             if record_routes(&method) {
-                e.prepend(
-                    "Record-Route",
-                    format!("<sip:{}:{};lr>", self.host(), self.port()),
-                );
+                self.record_route(&mut e, set.as_ref(), inc.transport, true);
             }
         }
         if kept.len() != routes.len() || initial {

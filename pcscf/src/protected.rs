@@ -2,14 +2,35 @@
 //! port-s are bound on the Gm address at run time (UDP and TCP, so requests to the UE
 //! can leave from port-c and TCP connections can come in on port-s), counted per set
 //! so ports shared by many sets stay bound until the last set using them is gone.
+//!
+//! Dialogs of a protected UE are double record-routed (RFC 5658; TS 24.229
+//! §5.2.6.3.3, §5.2.6.4.3, §5.2.7): the entry the UE routes to names the Gm address
+//! and the set's port-s ([`ue_facing_record_route`]), so the UE's in-dialog requests
+//! come through its SAs; the entry the core routes to names the main listener.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Mutex;
 
 use ims_sip_transport::{Transport, TransportLayer};
 
 use crate::secagree::SaSet;
+
+/// The P-CSCF's Record-Route entry seen by a UE protected by `set`: its Gm address
+/// and protected server port (TS 24.229 §5.2.6.3.3 b), §5.2.6.4.3), with
+/// `transport=tcp` when the UE uses TCP, so the UE's requests in the dialog reach
+/// port-s through the SAs.
+pub fn ue_facing_record_route(set: &SaSet, transport: Transport) -> String {
+    let host = match set.pcscf.addr {
+        IpAddr::V6(a) => format!("[{a}]"),
+        a => a.to_string(),
+    };
+    let tp = match transport {
+        Transport::Tcp => ";transport=tcp",
+        _ => "",
+    };
+    format!("<sip:{host}:{}{tp};lr>", set.pcscf.port_s)
+}
 
 /// Reference counts of bound protected ports.
 #[derive(Debug, Default)]
@@ -95,5 +116,32 @@ impl ProtectedPorts {
                 t.unbind(Transport::Tcp, a);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ue_facing_entry_names_gm_address_and_port_s() {
+        let v4: SaSet = "hmac-sha-1-96/null ue=10.45.0.2,1,2,31000,31001 p=10.46.0.1,3,4,5100,6100"
+            .parse()
+            .unwrap();
+        assert_eq!(
+            ue_facing_record_route(&v4, Transport::Udp),
+            "<sip:10.46.0.1:6100;lr>"
+        );
+        assert_eq!(
+            ue_facing_record_route(&v4, Transport::Tcp),
+            "<sip:10.46.0.1:6100;transport=tcp;lr>"
+        );
+        let v6: SaSet = "hmac-md5-96/aes-cbc ue=fd00::2,1,2,31000,31001 p=fd00::1,3,4,5101,6101"
+            .parse()
+            .unwrap();
+        assert_eq!(
+            ue_facing_record_route(&v6, Transport::Udp),
+            "<sip:[fd00::1]:6101;lr>"
+        );
     }
 }

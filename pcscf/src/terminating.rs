@@ -44,19 +44,17 @@ impl Node {
                 e.insert_before("Via", "Route", r);
             }
         }
-        if !headers::has_to_tag(msg) && record_routes(&method) {
-            e.prepend(
-                "Record-Route",
-                format!("<sip:{}:{};lr>", self.host(), self.port()),
-            );
-        }
         let transport = match b.transport {
             FlowTransport::Udp => Transport::Udp,
             FlowTransport::Tcp => Transport::Tcp,
         };
-        let target = match b.security.parse::<SaSet>() {
-            Ok(set) => protected_target(&set, transport),
-            Err(_) => match transport {
+        let set = b.security.parse::<SaSet>().ok();
+        if !headers::has_to_tag(msg) && record_routes(&method) {
+            self.record_route(&mut e, set.as_ref(), transport, false);
+        }
+        let target = match &set {
+            Some(set) => protected_target(set, transport),
+            None => match transport {
                 Transport::Udp => Target::udp(b.ue_addr),
                 Transport::Tcp => {
                     let open = conn.filter(|c| self.sip.transport().connection(*c).is_some());

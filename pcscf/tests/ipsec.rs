@@ -730,3 +730,278 @@ async fn protected_port_in_use_gives_500_and_leaves_no_sa() {
     assert!(server.contains(&format!("port-s={ps}")), "{server}");
     assert_eq!(sa.sa_count(), 4);
 }
+
+/// A P-CSCF with IPsec on the protected ports (`pc`, `ps`) and `tweak` applied.
+async fn start_protected(
+    core: &Peer,
+    db: &str,
+    sa: &Arc<MemorySaStore>,
+    (pc, ps): (u16, u16),
+    tweak: impl FnOnce(&mut ims_config::PcscfConfig),
+) -> RunningPcscf {
+    start_pcscf_with(
+        core.addr,
+        db,
+        0,
+        move |cfg| {
+            cfg.ipsec.enabled = true;
+            cfg.ipsec.allow_unprotected = false;
+            cfg.ipsec.port_c = ims_config::PortRange {
+                first: pc,
+                last: pc,
+            };
+            cfg.ipsec.port_s = ims_config::PortRange {
+                first: ps,
+                last: ps,
+            };
+            tweak(cfg);
+        },
+        Some(sa.clone()),
+    )
+    .await
+}
+
+/// Registers `ue` over IPsec: 401 with Security-Server, protected REGISTER to
+/// `protected`, 200 with Service-Route `<sip:orig@core;lr>`, reg-event SUBSCRIBE
+/// answered.
+async fn register_protected(
+    core: &Peer,
+    ue: &Ue,
+    pcscf: std::net::SocketAddr,
+    protected: std::net::SocketAddr,
+) {
+    let server = challenge(core, ue, pcscf, 1).await;
+    let verify = format!("{}Security-Verify: {server}\r\n{AUTH}", security_client(ue));
+    ue.port_c
+        .send(
+            protected,
+            &register(ue.port_c.addr, protected, 2, 600, &verify),
+        )
+        .await;
+    let (req, from) = core.recv().await;
+    core.answer(
+        &req,
+        from,
+        200,
+        "OK",
+        &[
+            ("Service-Route", format!("<sip:orig@{};lr>", core.addr)),
+            ("P-Associated-URI", "<sip:alice@ims.test>".into()),
+        ],
+    )
+    .await;
+    assert_eq!(ue.port_c.recv().await.0.code(), Some(200));
+    let (sub, from) = core.recv().await;
+    assert_eq!(sub.method(), Some("SUBSCRIBE"));
+    core.answer(&sub, from, 200, "OK", &[]).await;
+}
+
+/// The next request or final response (provisional responses skipped).
+async fn recv_final(peer: &Peer) -> (Message, std::net::SocketAddr) {
+    loop {
+        let (m, from) = peer.recv().await;
+        if m.code().is_some_and(|c| c < 200) {
+            continue;
+        }
+        return (m, from);
+    }
+}
+
+/// An in-dialog request (`method`, CSeq `cseq`) of dialog `call_id`.
+#[allow(clippy::too_many_arguments)]
+fn in_dialog(
+    method: &str,
+    ruri: &str,
+    via: std::net::SocketAddr,
+    routes: &[String],
+    from: &str,
+    to: &str,
+    call_id: &str,
+    cseq: u32,
+) -> String {
+    format!(
+        "{method} {ruri} SIP/2.0\r\nVia: SIP/2.0/UDP {via};branch=z9hG4bK{call_id}{method}{cseq}\r\nMax-Forwards: 70\r\n\
+Route: {}\r\nFrom: {from}\r\nTo: {to}\r\nCall-ID: {call_id}\r\nCSeq: {cseq} {method}\r\nContent-Length: 0\r\n\r\n",
+        routes.join(", ")
+    )
+}
+
+/// Double record-routing toward an IPsec-protected UE (RFC 5658; TS 24.229 §5.2.6.3.3,
+/// §5.2.6.4.3, §5.2.7): the P-CSCF's UE-facing entry names port-s, the core-facing one
+/// its main port, in the order each side's route set needs. The UE's in-dialog
+/// requests (ACK, BYE) sent along its route set reach port-s through the SAs and go on
+/// to the core; the core's in-dialog request reaches the UE's port-s from port-c.
+/// Both directions: the UE calling and the UE called.
+#[tokio::test]
+async fn dialogs_of_a_protected_ue_are_double_record_routed() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("p.sqlite").display());
+    let core = Peer::new().await;
+    let sa = Arc::new(MemorySaStore::new(ims_ipsec::plan::DEFAULT_PCSCF_REQID));
+    let (pc, ps) = ports();
+    let p = start_protected(&core, &db, &sa, (pc, ps), |_| {}).await;
+    let pcscf = p.udp;
+    let protected = std::net::SocketAddr::new(pcscf.ip(), ps);
+    let ue = Ue {
+        plain: Peer::new().await,
+        port_c: Peer::new().await,
+        port_s: Peer::new().await,
+    };
+    register_protected(&core, &ue, pcscf, protected).await;
+    let uec = ue.port_c.addr;
+    let ue_facing = format!("<sip:127.0.0.1:{ps};lr>");
+    let core_facing = format!("<sip:127.0.0.1:{};lr>", pcscf.port());
+    let orig = format!("<sip:orig@{};lr>", core.addr);
+
+    // --- The UE calls: INVITE through its SAs. ---
+    let invite = format!(
+        "INVITE sip:bob@ims.test SIP/2.0\r\nVia: SIP/2.0/UDP {uec};branch=z9hG4bKmo1;rport\r\nMax-Forwards: 70\r\n\
+Route: <sip:{protected};lr>\r\nFrom: <sip:alice@ims.test>;tag=a1\r\nTo: <sip:bob@ims.test>\r\n\
+Call-ID: mo1\r\nCSeq: 1 INVITE\r\nContact: <sip:alice@{uec}>\r\nContent-Length: 0\r\n\r\n"
+    );
+    ue.port_c.send(protected, &invite).await;
+    let (inv, from) = recv_final(&core).await;
+    assert_eq!(inv.method(), Some("INVITE"));
+    let rr = inv.list("record-route");
+    assert_eq!(
+        rr,
+        vec![core_facing.clone(), ue_facing.clone()],
+        "core-facing entry above the UE-facing one"
+    );
+    assert_eq!(inv.list("route"), vec![orig.clone()], "Service-Route");
+    // The callee side (the S-CSCF record-routes too) answers 200 with the list.
+    let callee_rr = format!("<sip:mo@{};lr>", core.addr);
+    let rr_200 = [callee_rr.clone(), core_facing.clone(), ue_facing.clone()];
+    core.answer(
+        &inv,
+        from,
+        200,
+        "OK",
+        &[
+            ("Record-Route", rr_200.join(", ")),
+            ("Contact", format!("<sip:bob@{}>", core.addr)),
+        ],
+    )
+    .await;
+    let (ok, src) = recv_final(&ue.port_c).await;
+    assert_eq!((ok.code(), src.port()), (Some(200), ps), "200 from port-s");
+    let seen = ok.list("record-route");
+    assert_eq!(
+        seen.last(),
+        Some(&ue_facing),
+        "the UE's route set starts with the UE-facing entry (port-s)"
+    );
+    // The UE's route set: the 200's Record-Route reversed (RFC 3261 §12.1.2).
+    let ue_routes: Vec<String> = seen.iter().rev().cloned().collect();
+    let bob = format!("sip:bob@{}", core.addr);
+    let (alice_tag, bob_tag) = (
+        "<sip:alice@ims.test>;tag=a1",
+        "<sip:bob@ims.test>;tag=coretag",
+    );
+    // ACK for the 2xx, along the route set: popped to the S-CSCF's entry.
+    ue.port_c
+        .send(
+            protected,
+            &in_dialog("ACK", &bob, uec, &ue_routes, alice_tag, bob_tag, "mo1", 1),
+        )
+        .await;
+    let (ack, _) = core.recv().await;
+    assert_eq!(ack.method(), Some("ACK"));
+    assert_eq!(ack.list("route"), vec![callee_rr.clone()]);
+
+    // The core's in-dialog request: its route set from the S-CSCF on is the two
+    // P-CSCF entries; the request reaches the UE's port-s from port-c.
+    let core_routes = vec![core_facing.clone(), ue_facing.clone()];
+    core.send(
+        pcscf,
+        &in_dialog(
+            "INFO",
+            &format!("sip:alice@{uec}"),
+            core.addr,
+            &core_routes,
+            bob_tag,
+            alice_tag,
+            "mo1",
+            2,
+        ),
+    )
+    .await;
+    let (info, src) = ue.port_s.recv().await;
+    assert_eq!(info.method(), Some("INFO"));
+    assert_eq!(src.port(), pc, "from the P-CSCF's port-c");
+    assert!(info.list("route").is_empty(), "both own entries popped");
+    ue.port_s.answer(&info, src, 200, "OK", &[]).await;
+    let (r, _) = core.recv().await;
+    assert_eq!((r.method(), r.code()), (None, Some(200)));
+
+    // BYE from the UE along its route set reaches the core.
+    ue.port_c
+        .send(
+            protected,
+            &in_dialog("BYE", &bob, uec, &ue_routes, alice_tag, bob_tag, "mo1", 3),
+        )
+        .await;
+    let (bye, from) = core.recv().await;
+    assert_eq!(bye.method(), Some("BYE"));
+    assert_eq!(bye.list("route"), vec![callee_rr]);
+    core.answer(&bye, from, 200, "OK", &[]).await;
+    let (r, src) = recv_final(&ue.port_c).await;
+    assert_eq!((r.code(), src.port()), (Some(200), ps));
+
+    // --- The UE is called: INVITE from the core along the Path. ---
+    let mt_rr = format!("<sip:mt@{};lr>", core.addr);
+    let invite = format!(
+        "INVITE sip:alice@{uec} SIP/2.0\r\nVia: SIP/2.0/UDP {c};branch=z9hG4bKmt1\r\nMax-Forwards: 70\r\n\
+Route: <sip:term@{pcscf};lr>\r\nRecord-Route: {mt_rr}\r\nFrom: <sip:bob@ims.test>;tag=b2\r\nTo: <sip:alice@ims.test>\r\n\
+Call-ID: mt1\r\nCSeq: 1 INVITE\r\nContact: <sip:bob@{c}>\r\nContent-Length: 0\r\n\r\n",
+        c = core.addr
+    );
+    core.send(pcscf, &invite).await;
+    let (inv, src) = ue.port_s.recv().await;
+    assert_eq!((inv.method(), src.port()), (Some("INVITE"), pc));
+    let rr = inv.list("record-route");
+    assert_eq!(
+        rr,
+        vec![ue_facing.clone(), core_facing.clone(), mt_rr.clone()],
+        "UE-facing entry on top for the called UE"
+    );
+    ue.port_s
+        .answer(
+            &inv,
+            src,
+            200,
+            "OK",
+            &[
+                ("Record-Route", rr.join(", ")),
+                ("Contact", format!("<sip:alice@{uec}>")),
+            ],
+        )
+        .await;
+    let (ok, _) = recv_final(&core).await;
+    assert_eq!(ok.code(), Some(200));
+    assert_eq!(ok.list("record-route"), rr, "Record-Route back intact");
+    // The called UE's route set is the Record-Route in order (RFC 3261 §12.1.1): its
+    // BYE goes to port-s through the SAs, then on to the core.
+    ue.port_c
+        .send(
+            protected,
+            &in_dialog(
+                "BYE",
+                &format!("sip:bob@{}", core.addr),
+                uec,
+                &rr,
+                "<sip:alice@ims.test>;tag=coretag",
+                "<sip:bob@ims.test>;tag=b2",
+                "mt1",
+                1,
+            ),
+        )
+        .await;
+    let (bye, from) = core.recv().await;
+    assert_eq!(bye.method(), Some("BYE"));
+    assert_eq!(bye.list("route"), vec![mt_rr]);
+    core.answer(&bye, from, 200, "OK", &[]).await;
+    let (r, src) = recv_final(&ue.port_c).await;
+    assert_eq!((r.code(), src.port()), (Some(200), ps));
+    p.stop().await;
+}
