@@ -475,6 +475,7 @@ impl Writer {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ims_testkit::{Error as PgError, TestPostgres};
 
     fn binding(contact: &str, exp: i64) -> Binding {
         Binding {
@@ -490,72 +491,117 @@ mod tests {
         }
     }
 
+    /// The bindings whose contact starts with `sip:{p}` (all of them on a database of
+    /// the test's own, where `p` is empty; a shared PostgreSQL database keeps other
+    /// runs' rows).
+    async fn load_ours(s: &RegistrationStore, p: &str) -> Vec<Binding> {
+        let mut all: Vec<Binding> = s
+            .load_all()
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|b| b.contact.starts_with(&format!("sip:{p}")))
+            .collect();
+        all.sort_by(|a, b| a.contact.cmp(&b.contact));
+        all
+    }
+
+    /// Bindings written directly are restored after a reopen with every column (IPv6
+    /// flow, sec-agree description), replaced by a later upsert, purged when expired and
+    /// removed.
+    async fn survives_reopen(url: &str, p: &str) {
+        let alice = format!("sip:{p}alice@127.0.0.1:40000");
+        let carol = format!("sip:{p}carol@[::1]:5062");
+        let mut c = binding(&carol, 400);
+        c.transport = FlowTransport::Tcp;
+        c.ue_addr = "[::1]:5062".parse().unwrap();
+        c.security = "ipsec-3gpp;alg=hmac-sha-1-96;spi-c=1111;spi-s=2222".into();
+        c.impi = String::new();
+        c.aor = String::new();
+        {
+            let s = RegistrationStore::open(url).await.unwrap();
+            s.upsert(&binding(&alice, 100)).await.unwrap();
+            let mut b = binding(&alice, 200);
+            b.transport = FlowTransport::Tcp;
+            s.upsert(&b).await.unwrap();
+            s.upsert(&c).await.unwrap();
+            s.pool.close().await;
+        }
+        let s = RegistrationStore::open(url).await.unwrap();
+        let all = load_ours(&s, p).await;
+        assert_eq!(all.len(), 2);
+        assert_eq!(all[0].expires_at, 200);
+        assert_eq!(all[0].transport, FlowTransport::Tcp);
+        assert_eq!(all[0].public_identities.len(), 2);
+        assert_eq!(all[1], c, "every column restored");
+        let bob = format!("sip:{p}bob@127.0.0.1:40001");
+        s.upsert(&binding(&bob, 50)).await.unwrap();
+        let gone: Vec<Binding> = s
+            .purge_expired(100)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|b| b.contact.starts_with(&format!("sip:{p}")))
+            .collect();
+        assert_eq!(gone.len(), 1);
+        assert_eq!(gone[0].contact, bob);
+        s.remove(&alice).await.unwrap();
+        s.remove(&carol).await.unwrap();
+        assert!(load_ours(&s, p).await.is_empty());
+    }
+
     #[tokio::test]
     async fn survives_reopen_of_sqlite_file() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("pcscf.sqlite");
-        let url = format!("sqlite://{}", path.display());
+        survives_reopen(&format!("sqlite://{}", path.display()), "").await;
+    }
+
+    /// Through the writer: 500 registrations stored, the later change of a contact
+    /// wins, removals queued before a shutdown are committed, all restored on reopen.
+    async fn writer_batches(url: &str, p: &str) {
+        let contact = |i: usize| format!("sip:{p}u{i}@127.0.0.1:{i}");
         {
-            let s = RegistrationStore::open(&url).await.unwrap();
-            s.upsert(&binding("sip:alice@127.0.0.1:40000", 100))
-                .await
-                .unwrap();
-            let mut b = binding("sip:alice@127.0.0.1:40000", 200);
-            b.transport = FlowTransport::Tcp;
-            s.upsert(&b).await.unwrap();
+            let s = RegistrationStore::open(url).await.unwrap();
+            let w = s.spawn_writer(16);
+            for i in 0..500 {
+                w.send(StoreOp::Upsert(binding(&contact(i), 100)));
+            }
+            w.send(StoreOp::Upsert(binding(&contact(1), 300)));
+            w.send(StoreOp::Remove(contact(2)));
+            w.flush().await;
+            assert_eq!(load_ours(&s, p).await.len(), 499);
+            w.send(StoreOp::Remove(contact(3)));
+            w.shutdown().await;
         }
-        let s = RegistrationStore::open(&url).await.unwrap();
-        let all = s.load_all().await.unwrap();
-        assert_eq!(all.len(), 1);
-        assert_eq!(all[0].expires_at, 200);
-        assert_eq!(all[0].transport, FlowTransport::Tcp);
-        assert_eq!(all[0].public_identities.len(), 2);
-        s.upsert(&binding("sip:bob@127.0.0.1:40001", 50))
-            .await
-            .unwrap();
-        let gone = s.purge_expired(100).await.unwrap();
-        assert_eq!(gone.len(), 1);
-        assert_eq!(gone[0].contact, "sip:bob@127.0.0.1:40001");
-        s.remove("sip:alice@127.0.0.1:40000").await.unwrap();
-        assert!(s.load_all().await.unwrap().is_empty());
+        let s = RegistrationStore::open(url).await.unwrap();
+        let all = load_ours(&s, p).await;
+        assert_eq!(all.len(), 498, "queued removal committed at shutdown");
+        let u1 = all.iter().find(|b| b.contact == contact(1)).unwrap();
+        assert_eq!(u1.expires_at, 300, "the later change of a contact wins");
+        // Deleted through the writer: gone after another reopen.
+        let w = s.spawn_writer(16);
+        for b in all {
+            w.send(StoreOp::Remove(b.contact));
+        }
+        w.shutdown().await;
+        let s = RegistrationStore::open(url).await.unwrap();
+        assert!(load_ours(&s, p).await.is_empty());
     }
 
     #[tokio::test]
     async fn writer_batches_coalesce_and_survive_reopen() {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}", dir.path().join("w.sqlite").display());
-        {
-            let s = RegistrationStore::open(&url).await.unwrap();
-            let w = s.spawn_writer(16);
-            for i in 0..500 {
-                w.send(StoreOp::Upsert(binding(
-                    &format!("sip:u{i}@127.0.0.1:{i}"),
-                    100,
-                )));
-            }
-            w.send(StoreOp::Upsert(binding("sip:u1@127.0.0.1:1", 300)));
-            w.send(StoreOp::Remove("sip:u2@127.0.0.1:2".into()));
-            w.flush().await;
-            assert_eq!(s.load_all().await.unwrap().len(), 499);
-            w.send(StoreOp::Remove("sip:u3@127.0.0.1:3".into()));
-            w.shutdown().await;
-        }
-        let s = RegistrationStore::open(&url).await.unwrap();
-        let all = s.load_all().await.unwrap();
-        assert_eq!(all.len(), 498, "queued removal committed at shutdown");
-        let u1 = all
-            .iter()
-            .find(|b| b.contact == "sip:u1@127.0.0.1:1")
-            .unwrap();
-        assert_eq!(u1.expires_at, 300, "the later change of a contact wins");
+        writer_batches(&url, "").await;
     }
 
     /// A batch larger than one multi-row statement, where the same contacts are
     /// upserted, removed and upserted again: the last change of each contact wins.
-    async fn large_mixed_batch_on(url: &str) {
+    async fn large_mixed_batch_on(url: &str, p: &str) {
         let s = RegistrationStore::open(url).await.unwrap();
         let n = ROW_CHUNK * 2 + 37;
-        let contact = |i: usize| format!("sip:m{i}@127.0.0.1:{}", 20_000 + i);
+        let contact = |i: usize| format!("sip:{p}m{i}@127.0.0.1:{}", 20_000 + i);
         // Rows from an earlier batch: some are removed by the next one.
         s.apply(
             (0..n)
@@ -598,10 +644,8 @@ mod tests {
             ops.push(StoreOp::Upsert(binding(&contact(n), 41 + k)));
         }
         s.apply(ops).await.unwrap();
-        let all: HashMap<String, Binding> = s
-            .load_all()
+        let all: HashMap<String, Binding> = load_ours(&s, p)
             .await
-            .unwrap()
             .into_iter()
             .map(|b| (b.contact.clone(), b))
             .collect();
@@ -621,49 +665,76 @@ mod tests {
             assert_eq!(all.get(&contact(i)), Some(&binding(&contact(i), 40)));
         }
         assert_eq!(all.len(), n / 2 + 50);
-        // Clean up (a PostgreSQL database outlives the test).
+        // Clean up (a shared PostgreSQL database outlives the test).
         s.apply(all.into_keys().map(StoreOp::Remove).collect())
             .await
             .unwrap();
-        assert!(s.load_all().await.unwrap().is_empty());
+        assert!(load_ours(&s, p).await.is_empty());
     }
 
     #[tokio::test]
     async fn large_mixed_batch_sqlite() {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}", dir.path().join("m.sqlite").display());
-        large_mixed_batch_on(&url).await;
-    }
-
-    /// The same on PostgreSQL when `PCSCF_TEST_POSTGRES_URL` names a database (e.g.
-    /// `postgres://postgres@127.0.0.1:55432/pcscf_test`); skipped otherwise.
-    #[tokio::test]
-    async fn large_mixed_batch_postgres() {
-        let Ok(url) = std::env::var("PCSCF_TEST_POSTGRES_URL") else {
-            println!("skipped: PCSCF_TEST_POSTGRES_URL not set (no PostgreSQL server to use)");
-            return;
-        };
-        large_mixed_batch_on(&url).await;
+        large_mixed_batch_on(&url, "").await;
     }
 
     /// The writer gathers changes sent a little apart into one batch and a flush
     /// commits at once (it does not wait for the gathering window).
+    async fn writer_gathers(url: &str, p: &str) {
+        let s = RegistrationStore::open(url).await.unwrap();
+        let w = s.spawn_writer(2_048);
+        let contact = |i: usize| format!("sip:{p}g{i}@127.0.0.1:{i}");
+        for i in 0..100 {
+            w.send(StoreOp::Upsert(binding(&contact(i), 5)));
+        }
+        w.send(StoreOp::Remove(contact(7)));
+        w.flush().await;
+        assert_eq!(load_ours(&s, p).await.len(), 99);
+        for i in 0..100 {
+            w.send(StoreOp::Remove(contact(i)));
+        }
+        w.shutdown().await;
+        assert!(load_ours(&s, p).await.is_empty());
+    }
+
     #[tokio::test]
     async fn writer_gathers_and_flush_cuts_the_window() {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}", dir.path().join("g.sqlite").display());
-        let s = RegistrationStore::open(&url).await.unwrap();
-        let w = s.spawn_writer(2_048);
-        for i in 0..100 {
-            w.send(StoreOp::Upsert(binding(
-                &format!("sip:g{i}@127.0.0.1:{i}"),
-                5,
-            )));
-        }
-        w.send(StoreOp::Remove("sip:g7@127.0.0.1:7".into()));
-        w.flush().await;
-        assert_eq!(s.load_all().await.unwrap().len(), 99);
-        w.shutdown().await;
+        writer_gathers(&url, "").await;
+    }
+
+    /// Every scenario above on PostgreSQL: a throwaway server started for this test (a
+    /// fresh database per scenario), or the database `PCSCF_TEST_POSTGRES_URL` names
+    /// (e.g. `postgres://postgres@127.0.0.1:55432/pcscf_test`; contacts of this run
+    /// only, cleaned up).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn all_scenarios_on_postgres() {
+        let pg = match tokio::task::spawn_blocking(|| {
+            TestPostgres::from_env_or_start("PCSCF_TEST_POSTGRES_URL")
+        })
+        .await
+        .unwrap()
+        {
+            Ok(pg) => pg,
+            Err(e @ PgError::BinariesNotFound { .. }) => {
+                println!("all_scenarios_on_postgres: not run: {e}");
+                return;
+            }
+            Err(e) => panic!("PostgreSQL for the test: {e}"),
+        };
+        println!("all_scenarios_on_postgres on {}", pg.describe());
+        let p = if pg.is_fresh() {
+            String::new()
+        } else {
+            format!("t{}-", rand::random::<u32>())
+        };
+        survives_reopen(&pg.database("pcscf_reopen").unwrap(), &p).await;
+        writer_batches(&pg.database("pcscf_writer").unwrap(), &p).await;
+        large_mixed_batch_on(&pg.database("pcscf_large").unwrap(), &p).await;
+        writer_gathers(&pg.database("pcscf_gathers").unwrap(), &p).await;
+        tokio::task::spawn_blocking(move || drop(pg)).await.unwrap();
     }
 
     #[test]
