@@ -64,6 +64,11 @@ pub struct IpsecConfig {
     /// After de-registration, keep the UE's SAs this long so the 200 OK and the
     /// reg-event NOTIFY still go out protected, in ms.
     pub dereg_grace_ms: u64,
+    /// How long an SA set built for a 401 waits for the UE's protected REGISTER
+    /// before it is removed, in s (TS 33.203 §7.2: the UE answers the challenge
+    /// through the new SAs; its REGISTER transaction gives up after Timer F, 32 s
+    /// with the default T1). Must be greater than 0.
+    pub unanswered_challenge_s: u64,
     /// Write every SA (SPI, addresses, algorithms, keys) to this file in Wireshark's
     /// ESP SA table format (`esp_sa`), so captures can be decrypted. Contains keys:
     /// lab use only. Absent: off.
@@ -181,6 +186,7 @@ impl Default for IpsecConfig {
             algorithms: pairs.iter().filter_map(|p| p.parse().ok()).collect(),
             allow_unprotected: true,
             dereg_grace_ms: 2000,
+            unanswered_challenge_s: 60,
             wireshark_esp_sa_file: None,
             sas_on_shutdown: SasOnShutdown::Remove,
         }
@@ -277,6 +283,12 @@ impl PcscfConfig {
         }
         if ip.max_ues == 0 {
             issues.add("ipsec.max_ues", "must be greater than 0");
+        }
+        if ip.unanswered_challenge_s == 0 {
+            issues.add(
+                "ipsec.unanswered_challenge_s",
+                "must be greater than 0 (an SA set needs time for the UE's protected REGISTER)",
+            );
         }
         if ip.enabled {
             if ip.gm_address_v4.is_none() && ip.gm_address_v6.is_none() {

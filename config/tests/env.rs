@@ -82,3 +82,24 @@ fn sas_on_shutdown_from_the_environment() {
         "{msg}"
     );
 }
+
+#[test]
+fn unanswered_challenge_s_from_the_environment() {
+    let env = [("IMS_PCSCF__IPSEC__UNANSWERED_CHALLENGE_S", "10")];
+    let c = PcscfConfig::from_toml_str_with_env(
+        "[ipsec]\nunanswered_challenge_s = 30\n",
+        "pcscf.toml",
+        &env,
+    )
+    .unwrap();
+    assert_eq!(
+        c.ipsec.unanswered_challenge_s, 10,
+        "the variable wins over the file"
+    );
+    let env = [("IMS_PCSCF__IPSEC__UNANSWERED_CHALLENGE_S", "0")];
+    let e = PcscfConfig::from_toml_str_with_env("", "pcscf.toml", &env).unwrap_err();
+    let err = e
+        .for_key("ipsec.unanswered_challenge_s")
+        .expect("0 reported");
+    assert!(err.reason.contains("must be greater than 0"), "{err}");
+}

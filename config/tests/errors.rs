@@ -409,3 +409,26 @@ fn sas_on_shutdown_values() {
     let e = pcscf("[ipsec]\nsas_on_shutdown = true\n");
     expect(&e, "pcscf.toml", "ipsec.sas_on_shutdown", "invalid type");
 }
+
+#[test]
+fn unanswered_challenge_s_must_be_positive() {
+    let c = PcscfConfig::from_toml_str_with_env("", "pcscf.toml", &NoEnv).unwrap();
+    assert_eq!(c.ipsec.unanswered_challenge_s, 60);
+    let c = PcscfConfig::from_toml_str_with_env(
+        "[ipsec]\nunanswered_challenge_s = 5\n",
+        "pcscf.toml",
+        &NoEnv,
+    )
+    .unwrap();
+    assert_eq!(c.ipsec.unanswered_challenge_s, 5);
+    let e = pcscf("[ipsec]\nunanswered_challenge_s = 0\n");
+    let err = expect(
+        &e,
+        "pcscf.toml",
+        "ipsec.unanswered_challenge_s",
+        "must be greater than 0",
+    );
+    assert_eq!(err.line, Some(2));
+    let e = pcscf("[ipsec]\nunanswered_challenge_s = -1\n");
+    expect(&e, "pcscf.toml", "ipsec.unanswered_challenge_s", "invalid");
+}

@@ -235,7 +235,10 @@ impl Pcscf {
         });
         let restored = restore(&node, &self.store).await?;
         tracing::info!(locals = ?node.locals, restored, ipsec = node.sec.is_some(), "P-CSCF serving");
-        let mut sweep = tokio::time::interval(Duration::from_secs(5));
+        // Expiry and unanswered-challenge sweep, at least as often as an unanswered
+        // challenge's SA set may live.
+        let period = Duration::from_secs(5).min(unanswered_challenge(&node.s.ipsec));
+        let mut sweep = tokio::time::interval(period);
         tokio::pin!(shutdown);
         loop {
             tokio::select! {
@@ -270,9 +273,12 @@ impl Pcscf {
     }
 }
 
-/// How long an SA set built for a 401 waits for the UE's protected REGISTER (the
-/// UE answers a challenge at once; RFC 3261 Timer F of the UE's transaction is 32 s).
-const UNANSWERED_CHALLENGE: Duration = Duration::from_secs(60);
+/// How long an SA set built for a 401 waits for the UE's protected REGISTER
+/// (`[ipsec] unanswered_challenge_s`; the UE answers a challenge at once, and RFC 3261
+/// Timer F of its transaction is 32 s).
+fn unanswered_challenge(cfg: &ims_config::IpsecConfig) -> Duration {
+    Duration::from_secs(cfg.unanswered_challenge_s.max(1))
+}
 
 /// Loads the store into memory; binds the protected ports of restored SA sets and
 /// removes SAs a previous run left that no registration uses.
@@ -339,16 +345,17 @@ async fn restore(node: &Node, store: &RegistrationStore) -> Result<usize, PcscfE
 }
 
 /// Removes registrations whose expiry passed (with their SAs), and SA sets built for
-/// a 401 the UE did not answer within [`UNANSWERED_CHALLENGE`].
+/// a 401 the UE did not answer within `[ipsec] unanswered_challenge_s`.
 async fn expire(node: &Node) {
     let now = now_s();
+    let unanswered = unanswered_challenge(&node.s.ipsec);
     for key in node.registry.keys() {
         let Some(e) = node.registry.get(&key) else {
             continue;
         };
         let mut g = e.lock().await;
         if let (Some(sec), Some(at)) = (&node.sec, g.sec_new_at) {
-            if at.elapsed() > UNANSWERED_CHALLENGE {
+            if at.elapsed() > unanswered {
                 g.sec_new_at = None;
                 if let Some(set) = g.sec_new.take() {
                     tracing::info!(aor = %key.aor, spi_s = set.pcscf.spi_s, "SA set of an unanswered 401 removed");

@@ -1005,3 +1005,49 @@ Call-ID: mt1\r\nCSeq: 1 INVITE\r\nContact: <sip:bob@{c}>\r\nContent-Length: 0\r\
     assert_eq!((r.code(), src.port()), (Some(200), ps));
     p.stop().await;
 }
+
+/// `[ipsec] unanswered_challenge_s`: the SA set of a 401 the UE never answers is
+/// removed (SAs, policies, ports back in the pool) once that many seconds passed, not
+/// before; the UE's next unprotected REGISTER gets a new set on the same ports.
+#[tokio::test]
+async fn unanswered_challenge_set_removed_after_the_configured_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("p.sqlite").display());
+    let core = Peer::new().await;
+    let sa = Arc::new(MemorySaStore::new(ims_ipsec::plan::DEFAULT_PCSCF_REQID));
+    let (pc, ps) = ports();
+    let p = start_protected(&core, &db, &sa, (pc, ps), |cfg| {
+        cfg.ipsec.unanswered_challenge_s = 1;
+    })
+    .await;
+    let pcscf = p.udp;
+    let ue = Ue {
+        plain: Peer::new().await,
+        port_c: Peer::new().await,
+        port_s: Peer::new().await,
+    };
+    challenge(&core, &ue, pcscf, 1).await;
+    let t0 = std::time::Instant::now();
+    assert_eq!(sa.sa_count(), 4);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(sa.sa_count(), 4, "kept while the UE may still answer");
+    while sa.sa_count() != 0 && t0.elapsed() < Duration::from_secs(6) {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        (sa.sa_count(), sa.policy_count()),
+        (0, 0),
+        "set of the unanswered 401 removed"
+    );
+    assert!(t0.elapsed() >= Duration::from_secs(1), "not before 1 s");
+    assert!(
+        t0.elapsed() < Duration::from_secs(4),
+        "removed within a sweep of the deadline: {:?}",
+        t0.elapsed()
+    );
+    // The ports and SPIs went back to the pool: a new challenge gets a set on them.
+    let server = challenge(&core, &ue, pcscf, 2).await;
+    assert!(server.contains(&format!("port-s={ps}")), "{server}");
+    assert_eq!(sa.sa_count(), 4);
+    p.stop().await;
+}
