@@ -19,10 +19,12 @@
 //! persisted by one batched writer ([`store`]), so a restart restores every UE.
 //!
 //! # Layout
-//! - [`node`]: addresses, dispatch, stateful forwarding, CANCEL.
+//! - `node`: addresses, dispatch, stateful forwarding, CANCEL.
 //! - [`register`], [`originating`], [`terminating`], [`regevent`]: the procedures.
 //! - [`registrar`]: per-UE state machine and indexes; [`store`]: sqlx persistence.
-//! - [`secagree`]: sec-agree and SA sets; [`protected`]: the protected ports.
+//! - [`secagree`]: sec-agree and SA sets (policy, the set type and its stored form,
+//!   install/remove, retirement, restart, integrity alarms); [`protected`]: the
+//!   protected ports and the UE-facing Record-Route.
 //! - [`headers`]: the role's own header edits (ck/ik, option tags, integrity).
 
 pub mod headers;
