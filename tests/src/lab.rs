@@ -1,6 +1,9 @@
 //! A whole IMS core as four real processes (`hss`, `scscf`, `icscf`, `pcscf`) on
 //! loopback addresses of its own (`127.0.<net>.1` P-CSCF, `.2` I-CSCF, `.3` S-CSCF,
 //! `.4` HSS), so tests running in parallel never share a port.
+//!
+//! Each role keeps its state in a SQLite file in the lab's directory unless
+//! [`Lab::start_with`] gives it a database URL (e.g. PostgreSQL).
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -21,6 +24,20 @@ pub struct Lab {
     pub scscf: Proc,
     pub icscf: Proc,
     pub pcscf: Proc,
+    /// The database URLs given to [`Lab::start_with`].
+    databases: Databases,
+}
+
+/// Database URLs of the roles that keep state; `None`: a SQLite file in the lab's
+/// directory (`hss.db`, `scscf.db`, `pcscf.db`).
+#[derive(Debug, Clone, Default)]
+pub struct Databases {
+    /// The HSS subscriber store.
+    pub hss: Option<String>,
+    /// The S-CSCF registration store.
+    pub scscf: Option<String>,
+    /// The P-CSCF registration store.
+    pub pcscf: Option<String>,
 }
 
 impl Drop for Lab {
@@ -51,7 +68,10 @@ impl Lab {
     }
     /// The HSS database URL.
     pub fn hss_db(&self) -> String {
-        format!("sqlite://{}", self.dir.path().join("hss.db").display())
+        self.databases
+            .hss
+            .clone()
+            .unwrap_or_else(|| sqlite_url(self.dir.path(), "hss.db"))
     }
     /// A local address for test clients (SIPp, test UEs) in this core's net.
     pub fn client_ip(&self) -> String {
@@ -62,13 +82,32 @@ impl Lab {
         self.dir.path()
     }
 
-    /// Writes the four configuration files and starts the four processes.
+    /// Writes the four configuration files and starts the four processes, each role's
+    /// state in a SQLite file.
     pub fn start(net: u8) -> Result<Lab> {
+        Self::start_with(net, Databases::default())
+    }
+
+    /// As [`Lab::start`], with the database URLs in `databases` (written into the TOML
+    /// files as basic strings: no quote or backslash in them).
+    pub fn start_with(net: u8, databases: Databases) -> Result<Lab> {
         let dir = tempfile::Builder::new()
             .prefix(&format!("ims-core-{net}-"))
             .tempdir()?;
         let ip = |h: u8| format!("127.0.{net}.{h}");
         let d = dir.path();
+        let db = |url: &Option<String>, file: &str| -> Result<String> {
+            let url = url.clone().unwrap_or_else(|| sqlite_url(d, file));
+            if url.contains(['"', '\\']) {
+                bail!("database URL {url:?} cannot go into a TOML basic string");
+            }
+            Ok(url)
+        };
+        let (hss_db, scscf_db, pcscf_db) = (
+            db(&databases.hss, "hss.db")?,
+            db(&databases.scscf, "scscf.db")?,
+            db(&databases.pcscf, "pcscf.db")?,
+        );
         let write = |name: &str, text: String| -> Result<PathBuf> {
             let p = d.join(name);
             std::fs::write(&p, text)?;
@@ -83,13 +122,12 @@ listen = "{hss}:3868"
 [http]
 listen = "{hss}:8080"
 [database]
-url = "sqlite://{db}"
+url = "{hss_db}"
 [server_capabilities]
 server_names = ["sip:{s}:5060"]
 "#,
                 hss = ip(4),
                 s = ip(3),
-                db = d.join("hss.db").display()
             ),
         )?;
         write(
@@ -103,11 +141,10 @@ listen = ["udp:{s}:5060", "tcp:{s}:5060"]
 peers = ["{hss}:3868"]
 origin_host = "scscf.{net}.{DOMAIN}"
 [database]
-url = "sqlite://{db}"
+url = "{scscf_db}"
 "#,
                 s = ip(3),
                 hss = ip(4),
-                db = d.join("scscf.db").display()
             ),
         )?;
         write(
@@ -137,11 +174,10 @@ listen = ["udp:{p}:5060", "tcp:{p}:5060"]
 enabled = false
 allow_unprotected = true
 [database]
-url = "sqlite://{db}"
+url = "{pcscf_db}"
 "#,
                 p = ip(1),
                 i = ip(2),
-                db = d.join("pcscf.db").display()
             ),
         )?;
         let hss = Self::spawn_hss(d, &ip(4))?;
@@ -155,6 +191,7 @@ url = "sqlite://{db}"
             scscf,
             icscf,
             pcscf,
+            databases,
         };
         for (h, name) in [(3u8, "scscf"), (2, "icscf"), (1, "pcscf")] {
             let a: SocketAddr = format!("{}:5060", core.ip(h)).parse()?;
@@ -241,6 +278,11 @@ url = "sqlite://{db}"
         }
         Ok(())
     }
+}
+
+/// `sqlite://<dir>/<file>`.
+fn sqlite_url(dir: &Path, file: &str) -> String {
+    format!("sqlite://{}", dir.join(file).display())
 }
 
 /// A minimal HTTP/1.1 client (one request per connection) for the HSS REST API.
