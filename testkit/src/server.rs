@@ -39,7 +39,7 @@ impl TempPostgres {
         let bins = Bins::find()?;
         let dir = tempfile::Builder::new()
             .prefix("ims-testkit-pg-")
-            .tempdir()
+            .tempdir_in(base_dir())
             .map_err(|e| io("creating a temporary directory", e))?;
         // The directory is ours: its owner is our effective uid.
         let euid = std::fs::metadata(dir.path())
@@ -212,6 +212,25 @@ impl Drop for TempPostgres {
     fn drop(&mut self) {
         self.stop();
         // `dir` (a TempDir) removes the directory when dropped after this.
+    }
+}
+
+/// Where the cluster's directory goes: the temporary directory, unless its path is too
+/// long for the unix socket in it (`sun_path` holds 107 bytes) or others may not search
+/// it (the server user must, when we are root); `/tmp` then.
+fn base_dir() -> PathBuf {
+    let tmp = std::env::temp_dir();
+    let short = tmp.as_os_str().len() <= 64;
+    // Every ancestor searchable by others (`o+x`), as the server user will need.
+    let open = tmp.ancestors().all(|a| {
+        std::fs::metadata(a)
+            .map(|m| m.mode() & 0o001 != 0)
+            .unwrap_or(false)
+    });
+    if short && open {
+        tmp
+    } else {
+        PathBuf::from("/tmp")
     }
 }
 
