@@ -1,12 +1,6 @@
 //! `hss`: the HSS binary. Arguments, logging, configuration, runtime; the rest is in the
 //! library (`ims_hss::cli`, `ims_hss::start`).
 
-/// mimalloc instead of glibc malloc: in the registration benchmark glibc's allocator
-/// (`_int_malloc`, `malloc_consolidate` on every ≥ 1 KiB message buffer, `free`) took
-/// about a fifth of each role's CPU (docs/BENCHMARKS.md).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 use std::process::ExitCode;
 
 use clap::Parser;

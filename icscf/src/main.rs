@@ -4,12 +4,6 @@
 //! A bad configuration exits with code 2 naming the file, key and reason.
 //! SIGINT or SIGTERM stops it cleanly: the SIP sockets are closed before exit.
 
-/// mimalloc instead of glibc malloc: in the registration benchmark glibc's allocator
-/// (`_int_malloc`, `malloc_consolidate` on every ≥ 1 KiB message buffer, `free`) took
-/// about a fifth of each role's CPU (docs/BENCHMARKS.md).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 use std::path::PathBuf;
 use std::sync::Arc;
 

@@ -1,11 +1,5 @@
 //! `scscf`: the S-CSCF as its own process. Args, tracing, config, run.
 
-/// mimalloc instead of glibc malloc: in the registration benchmark glibc's allocator
-/// (`_int_malloc`, `malloc_consolidate` on every ≥ 1 KiB message buffer, `free`) took
-/// about a fifth of each role's CPU (docs/BENCHMARKS.md).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 use clap::Parser;
 use std::path::PathBuf;
 
