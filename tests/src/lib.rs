@@ -9,10 +9,12 @@
 //! - [`procs`]: find the workspace binaries, spawn them with logs, wait for ports.
 //! - [`sipp`]: run SIPp scenarios and read its statistics.
 //! - [`ue`]: the test UE (RFC 3310 AKAv1-MD5 over UDP).
+//! - [`probe`]: is each subscriber still registered at the P- and S-CSCF (restart tests).
 //! - [`reginfo`]: validate reg-event bodies against the RFC 3680 schema (xmllint).
 //! - [`subscribers`]: subscriber key material SIPp can take (printable ASCII K/OP/AMF).
 
 pub mod lab;
+pub mod probe;
 pub mod procs;
 pub mod reginfo;
 pub mod sipp;
