@@ -21,7 +21,10 @@ fuzz_target!(|data: &[u8]| {
     let offers = match parse_offers(s) {
         Ok(o) => o,
         Err(e) => {
-            assert!(whole.is_err(), "{s:?}: per-offer parse fails ({e}), whole parse not");
+            assert!(
+                whole.is_err(),
+                "{s:?}: per-offer parse fails ({e}), whole parse not"
+            );
             return;
         }
     };
@@ -45,7 +48,10 @@ fuzz_target!(|data: &[u8]| {
             .unwrap_or_else(|e| panic!("{p:?} (from {s:?}) does not reparse: {e}"));
         assert_eq!(&again, list, "{p:?} (from {s:?})");
         assert!(check_security_verify(list, &again).is_ok(), "{p:?}");
-        assert!(check_security_client_unchanged(list, &again).is_ok(), "{p:?}");
+        assert!(
+            check_security_client_unchanged(list, &again).is_ok(),
+            "{p:?}"
+        );
     }
     if let Ok(choice) = choose_offer(&offers, &SecAgreePolicy::default(), &KernelSupport::all()) {
         let chosen = SecMechanism::Ipsec3gpp(choice.offer.clone());
@@ -54,7 +60,9 @@ fuzz_target!(|data: &[u8]| {
             "{s:?}: chose an offer it was not given"
         );
         assert_eq!(
-            offers.get(choice.offer_index - 1).and_then(|o| o.as_ref().ok()),
+            offers
+                .get(choice.offer_index - 1)
+                .and_then(|o| o.as_ref().ok()),
             Some(&chosen),
             "{s:?}: offer_index does not name the chosen offer"
         );
