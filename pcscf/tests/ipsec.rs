@@ -80,16 +80,7 @@ async fn sec_agree_register_protected_flows_and_teardown() {
         &db,
         0,
         |cfg| {
-            cfg.ipsec.enabled = true;
-            cfg.ipsec.allow_unprotected = false;
-            cfg.ipsec.port_c = ims_config::PortRange {
-                first: pc,
-                last: pc,
-            };
-            cfg.ipsec.port_s = ims_config::PortRange {
-                first: ps,
-                last: ps,
-            };
+            ipsec_only(cfg, (pc, ps));
             cfg.ipsec.dereg_grace_ms = 600;
         },
         Some(sa.clone()),
@@ -261,16 +252,7 @@ async fn reregistration_concurrency_shutdown_and_restart() {
     let sa = Arc::new(MemorySaStore::new(ims_ipsec::plan::DEFAULT_PCSCF_REQID));
     let (pc, ps) = protected_port_pair();
     let tweak = move |cfg: &mut ims_config::PcscfConfig| {
-        cfg.ipsec.enabled = true;
-        cfg.ipsec.allow_unprotected = false;
-        cfg.ipsec.port_c = ims_config::PortRange {
-            first: pc,
-            last: pc,
-        };
-        cfg.ipsec.port_s = ims_config::PortRange {
-            first: ps,
-            last: ps,
-        };
+        ipsec_only(cfg, (pc, ps));
         cfg.ipsec.dereg_grace_ms = 300;
     };
     let p = start_pcscf_with(core.addr, &db, 0, tweak, Some(sa.clone())).await;
@@ -519,16 +501,7 @@ async fn keep_mode_restart_adopts_the_live_sas() {
     let sa = Arc::new(MemorySaStore::new(ims_ipsec::plan::DEFAULT_PCSCF_REQID));
     let (pc, ps) = protected_port_pair();
     let tweak = move |cfg: &mut ims_config::PcscfConfig| {
-        cfg.ipsec.enabled = true;
-        cfg.ipsec.allow_unprotected = false;
-        cfg.ipsec.port_c = ims_config::PortRange {
-            first: pc,
-            last: pc,
-        };
-        cfg.ipsec.port_s = ims_config::PortRange {
-            first: ps,
-            last: ps,
-        };
+        ipsec_only(cfg, (pc, ps));
         cfg.ipsec.dereg_grace_ms = 300;
         cfg.ipsec.sas_on_shutdown = ims_config::SasOnShutdown::Keep;
     };
@@ -684,16 +657,7 @@ async fn protected_port_in_use_gives_500_and_leaves_no_sa() {
         &db,
         0,
         |cfg| {
-            cfg.ipsec.enabled = true;
-            cfg.ipsec.allow_unprotected = false;
-            cfg.ipsec.port_c = ims_config::PortRange {
-                first: pc,
-                last: pc,
-            };
-            cfg.ipsec.port_s = ims_config::PortRange {
-                first: ps,
-                last: ps,
-            };
+            ipsec_only(cfg, (pc, ps));
         },
         Some(sa.clone()),
     )
@@ -744,16 +708,7 @@ async fn start_protected(
         db,
         0,
         move |cfg| {
-            cfg.ipsec.enabled = true;
-            cfg.ipsec.allow_unprotected = false;
-            cfg.ipsec.port_c = ims_config::PortRange {
-                first: pc,
-                last: pc,
-            };
-            cfg.ipsec.port_s = ims_config::PortRange {
-                first: ps,
-                last: ps,
-            };
+            ipsec_only(cfg, (pc, ps));
             tweak(cfg);
         },
         Some(sa.clone()),

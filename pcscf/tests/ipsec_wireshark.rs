@@ -122,17 +122,8 @@ async fn run_pcscf(
         &db,
         0,
         move |cfg| {
-            cfg.ipsec.enabled = true;
-            cfg.ipsec.allow_unprotected = false;
+            ipsec_only(cfg, (pc, ps));
             cfg.ipsec.gm_address_v4 = Some(std::net::Ipv4Addr::LOCALHOST);
-            cfg.ipsec.port_c = ims_config::PortRange {
-                first: pc,
-                last: pc,
-            };
-            cfg.ipsec.port_s = ims_config::PortRange {
-                first: ps,
-                last: ps,
-            };
             cfg.ipsec.wireshark_esp_sa_file = file;
         },
         Some(sa.clone()),

@@ -241,3 +241,18 @@ pub fn protected_port_pair() -> (u16, u16) {
     }
     panic!("no free protected port pair in 20000..32000 on 127.0.0.1");
 }
+
+/// IPsec on with the protected ports `(port-c, port-s)` and no unprotected
+/// registration: the setting every sec-agree test starts from.
+pub fn ipsec_only(cfg: &mut ims_config::PcscfConfig, (pc, ps): (u16, u16)) {
+    cfg.ipsec.enabled = true;
+    cfg.ipsec.allow_unprotected = false;
+    cfg.ipsec.port_c = ims_config::PortRange {
+        first: pc,
+        last: pc,
+    };
+    cfg.ipsec.port_s = ims_config::PortRange {
+        first: ps,
+        last: ps,
+    };
+}
