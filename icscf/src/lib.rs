@@ -195,16 +195,18 @@ impl Icscf {
         let locals = layer.transport().local_addrs();
         tracing::info!(?locals, domain = %self.settings.domain, "I-CSCF serving");
         let node = Arc::new(proxy::Proxy::new(self.settings, self.cx, layer.clone()));
-        tokio::pin!(shutdown);
-        loop {
-            tokio::select! {
-                _ = &mut shutdown => break,
-                inc = rx.recv() => {
-                    let Some(inc) = inc else { break };
-                    let node = node.clone();
-                    tokio::spawn(async move { node.handle(inc).await });
-                }
+        // The dispatch loop runs as a task on the runtime's workers, not in this future:
+        // `#[tokio::main]` polls `run` on the main thread, and every request handed from
+        // a worker to the main thread and spawned back cost two cross-thread wake-ups.
+        let mut dispatch = tokio::spawn(async move {
+            while let Some(inc) = rx.recv().await {
+                let node = node.clone();
+                tokio::spawn(async move { node.handle(inc).await });
             }
+        });
+        tokio::select! {
+            _ = shutdown => dispatch.abort(),
+            _ = &mut dispatch => {}
         }
         layer.close().await;
         tracing::info!("I-CSCF stopped");

@@ -234,24 +234,31 @@ impl Scscf {
         });
         info!(listen = ?locals, server_name = %core.settings().server_name, "S-CSCF listening");
         let mut tick = tokio::time::interval(Duration::from_secs(1));
-        tokio::pin!(shutdown);
-        loop {
-            tokio::select! {
-                _ = &mut shutdown => break,
-                Some(inc) = rx.recv() => {
-                    let node = node.clone();
-                    tokio::spawn(async move { node.on_incoming(inc).await });
-                }
-                Some(n) = out_rx.recv() => node.spawn_notify(n),
-                _ = tick.tick() => {
-                    let node = node.clone();
-                    tokio::spawn(async move {
-                        for n in node.core.tick(unix_now()).await {
-                            node.spawn_notify(n);
-                        }
-                    });
+        // The dispatch loop runs as a task on the runtime's workers, not in this future:
+        // `#[tokio::main]` polls `run` on the main thread, and every request handed from
+        // a worker to the main thread and spawned back cost two cross-thread wake-ups.
+        let mut dispatch = tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    Some(inc) = rx.recv() => {
+                        let node = node.clone();
+                        tokio::spawn(async move { node.on_incoming(inc).await });
+                    }
+                    Some(n) = out_rx.recv() => node.spawn_notify(n),
+                    _ = tick.tick() => {
+                        let node = node.clone();
+                        tokio::spawn(async move {
+                            for n in node.core.tick(unix_now()).await {
+                                node.spawn_notify(n);
+                            }
+                        });
+                    }
                 }
             }
+        });
+        tokio::select! {
+            _ = shutdown => dispatch.abort(),
+            _ = &mut dispatch => {}
         }
         info!("S-CSCF shutting down: closing SIP sockets, flushing registration store");
         sip.close().await;

@@ -481,7 +481,7 @@ impl Store {
             }
         }
         // A profile read from the DB before this write must not be cached after it.
-        self.profiles.bump();
+        self.profiles.bump(imsi);
         sqlx::query("UPDATE subscribers SET scscf_name = $1, scscf_host = $2 WHERE imsi = $3")
             .bind(server_name.map(str::to_string))
             .bind(origin_host.map(str::to_string))
