@@ -241,25 +241,32 @@ impl Pcscf {
         // challenge's SA set may live.
         let period = Duration::from_secs(5).min(unanswered_challenge(&node.s.ipsec));
         let mut sweep = tokio::time::interval(period);
-        tokio::pin!(shutdown);
-        loop {
-            tokio::select! {
-                _ = &mut shutdown => break,
-                _ = sweep.tick() => {
-                    let n = node.clone();
-                    tokio::spawn(async move {
-                        expire(&n).await;
-                        if let Some(sec) = &n.sec {
-                            sec.check_integrity().await;
-                        }
-                    });
-                }
-                inc = rx.recv() => {
-                    let Some(inc) = inc else { break };
-                    let node = node.clone();
-                    tokio::spawn(node.handle(inc));
+        // The dispatch loop runs as a task on the runtime's workers, not in this future:
+        // `#[tokio::main]` polls `run` on the main thread, and every request handed from
+        // a worker to the main thread and spawned back cost two cross-thread wake-ups.
+        let dispatcher = node.clone();
+        let mut dispatch = tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = sweep.tick() => {
+                        let n = dispatcher.clone();
+                        tokio::spawn(async move {
+                            expire(&n).await;
+                            if let Some(sec) = &n.sec {
+                                sec.check_integrity().await;
+                            }
+                        });
+                    }
+                    inc = rx.recv() => {
+                        let Some(inc) = inc else { break };
+                        tokio::spawn(dispatcher.clone().handle(inc));
+                    }
                 }
             }
+        });
+        tokio::select! {
+            _ = shutdown => dispatch.abort(),
+            _ = &mut dispatch => {}
         }
         node.writer.flush().await;
         if let Some(sec) = &node.sec {
