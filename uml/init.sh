@@ -42,6 +42,12 @@ for m in $(cat "$UML_JOB/modules"); do
         || echo "FAILED $m" >> "$UML_JOB/modules.log"
 done
 ip link set lo up
+# Every module the job needs is loaded above. Without this the kernel still calls
+# /sbin/modprobe for each algorithm name on first use (request_module: "crypto-cbc(aes)",
+# "crypto-authenc(...)", ...), and the host's modprobe cannot find UML's modules: each
+# first XFRM state with a new algorithm pair then takes 1-3 s (measured), long enough to
+# stall a P-CSCF installing SAs. An empty path makes request_module fail at once.
+echo > /proc/sys/kernel/modprobe
 
 cd "$(cat "$UML_JOB/cwd")" || cd /
 . "$UML_JOB/env"

@@ -261,6 +261,14 @@ fn host_side(test: &str, opts: CoreOpts, imsis: &[String], marker: &str) {
     write_configs(dir.path(), &opts).expect("configs");
     provision(dir.path(), imsis).expect("provisioning");
     let (ok, stdout) = boot(test, dir.path(), 280).expect("boot");
+    if !ok {
+        // The whole role logs are worth more than their tails when a run fails.
+        let kept = dir.keep();
+        panic!(
+            "{test} failed inside user-mode Linux (output above; logs kept in {})",
+            kept.display()
+        );
+    }
     assert!(
         ok,
         "{test} failed inside user-mode Linux (output above; logs in {})",

@@ -9,7 +9,11 @@
 //!     tmpl src UE dst P proto esp reqid R mode transport
 //! ```
 //!
-//! Needs CAP_NET_ADMIN and a tokio runtime (the netlink connection runs as a task).
+//! Needs CAP_NET_ADMIN. The netlink connection runs on its own thread: the kernel
+//! handles an XFRM request inside the `sendmsg` call, and that can take seconds (the
+//! first state with a new algorithm pair makes the crypto layer look for modules; another
+//! IPsec daemon can hold the XFRM configuration lock). On a runtime worker that would
+//! freeze every task sharing the worker, e.g. all SIP processing of a P-CSCF.
 //! Note: `xfrmnetlink` copies key bytes into its request buffers, which are not
 //! zeroized; the plan's own copies are.
 
@@ -38,12 +42,15 @@ use crate::plan::{
 pub struct XfrmSaStore {
     handle: xfrmnetlink::Handle,
     reqid: u32,
-    conn: tokio::task::JoinHandle<()>,
+    /// Ends the connection thread when the store goes.
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
 impl Drop for XfrmSaStore {
     fn drop(&mut self) {
-        self.conn.abort();
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
     }
 }
 
@@ -68,20 +75,52 @@ fn alg_name(name: &[u8]) -> String {
 }
 
 impl XfrmSaStore {
-    /// Opens the XFRM netlink socket in the calling thread's network namespace.
-    /// Must be called inside a tokio runtime (the connection runs as a task on it).
+    /// Opens the XFRM netlink socket in the calling thread's network namespace (the
+    /// connection thread inherits it) and runs the connection on a thread of its own
+    /// with a single-threaded runtime; requests and answers cross over channels, so the
+    /// store is used from any runtime.
     pub fn connect(reqid: u32) -> Result<Self, StoreError> {
-        let rt = tokio::runtime::Handle::try_current().map_err(|_| {
-            StoreError::Connect("XfrmSaStore::connect needs a tokio runtime".into())
-        })?;
-        let (conn, handle, _messages) = xfrmnetlink::new_connection().map_err(|e| {
-            StoreError::Connect(format!("{e} (needs CAP_NET_ADMIN and XFRM in the kernel)"))
-        })?;
-        let conn = rt.spawn(conn);
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        std::thread::Builder::new()
+            .name("xfrm-netlink".into())
+            .spawn(move || {
+                let rt = match tokio::runtime::Builder::new_current_thread()
+                    .enable_io()
+                    .build()
+                {
+                    Ok(rt) => rt,
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(format!("runtime for the XFRM socket: {e}")));
+                        return;
+                    }
+                };
+                rt.block_on(async move {
+                    match xfrmnetlink::new_connection() {
+                        Ok((conn, handle, _messages)) => {
+                            let _ = ready_tx.send(Ok(handle));
+                            tokio::select! {
+                                _ = conn => {}
+                                _ = stopped => {}
+                            }
+                        }
+                        Err(e) => {
+                            let _ = ready_tx.send(Err(format!(
+                                "{e} (needs CAP_NET_ADMIN and XFRM in the kernel)"
+                            )));
+                        }
+                    }
+                });
+            })
+            .map_err(|e| StoreError::Connect(format!("XFRM netlink thread: {e}")))?;
+        let handle = ready_rx
+            .recv()
+            .map_err(|_| StoreError::Connect("XFRM netlink thread ended at start".into()))?
+            .map_err(StoreError::Connect)?;
         Ok(XfrmSaStore {
             handle,
             reqid,
-            conn,
+            stop: Some(stop),
         })
     }
 
