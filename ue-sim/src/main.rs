@@ -51,6 +51,9 @@ struct Args {
     /// UEs started per second in each phase (0: all at once).
     #[arg(long, default_value_t = 10.0)]
     rate: f64,
+    /// At most this many UEs registering (or re-/de-registering) at once; 0: no limit.
+    #[arg(long, default_value_t = 0)]
+    max_in_flight: usize,
     /// Use sec-agree and install the UE's own ESP SAs.
     #[arg(long)]
     ipsec: bool,
@@ -187,6 +190,7 @@ async fn real_main(args: Args) -> Result<bool> {
         base,
         ipsec,
         rate: args.rate,
+        max_in_flight: args.max_in_flight,
         reregister: args.rereg,
         deregister: args.dereg,
         hold: Duration::from_millis(args.hold_ms),

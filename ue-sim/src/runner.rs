@@ -40,6 +40,10 @@ pub struct RunConfig {
     pub ipsec: Option<RunIpsec>,
     /// UEs started per second in each phase.
     pub rate: f64,
+    /// At most this many UEs in a phase's exchange at once (0: no limit). A UE that
+    /// is due by `rate` waits for a free place, so a slow core sees a steady load
+    /// instead of a growing backlog of retransmitting UEs.
+    pub max_in_flight: usize,
     /// Re-register every UE once after all registered.
     pub reregister: bool,
     /// De-register every UE at the end.
@@ -154,17 +158,26 @@ async fn pace(start: Instant, i: usize, rate: f64) {
 
 type PhaseResult = (usize, Ue, Result<Option<Duration>, UeError>);
 
-async fn phase<F, Fut>(ues: Vec<(usize, Ue)>, rate: f64, f: F) -> Vec<PhaseResult>
+async fn phase<F, Fut>(ues: Vec<(usize, Ue)>, cfg: &RunConfig, f: F) -> Vec<PhaseResult>
 where
     F: Fn(Ue) -> Fut + Clone + Send + 'static,
     Fut: std::future::Future<Output = (Ue, Result<Option<Duration>, UeError>)> + Send + 'static,
 {
     let start = Instant::now();
+    let rate = cfg.rate;
+    let places = (cfg.max_in_flight > 0)
+        .then(|| Arc::new(tokio::sync::Semaphore::new(cfg.max_in_flight)));
     let mut set = JoinSet::new();
     for (n, (i, ue)) in ues.into_iter().enumerate() {
         let f = f.clone();
+        let places = places.clone();
         set.spawn(async move {
             pace(start, n, rate).await;
+            // The semaphore is never closed, so acquiring only fails if it were.
+            let _place = match &places {
+                Some(p) => p.clone().acquire_owned().await.ok(),
+                None => None,
+            };
             let (ue, r) = f(ue).await;
             (i, ue, r)
         });
@@ -206,7 +219,7 @@ pub async fn run(cfg: &RunConfig, subs: Vec<Subscriber>) -> Summary {
         .collect();
 
     let t0 = Instant::now();
-    let results = phase(ues, cfg.rate, |mut ue: Ue| async move {
+    let results = phase(ues, cfg, |mut ue: Ue| async move {
         let r = ue.register().await.map(Some);
         (ue, r)
     })
@@ -253,7 +266,7 @@ pub async fn run(cfg: &RunConfig, subs: Vec<Subscriber>) -> Summary {
     );
 
     if cfg.reregister {
-        let results = phase(alive, cfg.rate, |mut ue: Ue| async move {
+        let results = phase(alive, cfg, |mut ue: Ue| async move {
             let r = ue.reregister().await.map(Some);
             (ue, r)
         })
@@ -287,7 +300,7 @@ pub async fn run(cfg: &RunConfig, subs: Vec<Subscriber>) -> Summary {
     }
 
     if cfg.deregister {
-        let results = phase(alive, cfg.rate, |mut ue: Ue| async move {
+        let results = phase(alive, cfg, |mut ue: Ue| async move {
             let r = ue.deregister().await.map(|_| None);
             (ue, r)
         })
