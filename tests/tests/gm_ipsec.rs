@@ -235,7 +235,10 @@ fn boot(test: &str, dir: &Path, timeout_s: u32) -> Result<(bool, String)> {
     eprintln!("{stderr}");
     let host1 = host_cpu();
     let d = |i: usize| host1[i].saturating_sub(host0[i]) as f64;
-    let total: f64 = (0..host1.len().min(host0.len())).map(d).sum::<f64>().max(1.0);
+    let total: f64 = (0..host1.len().min(host0.len()))
+        .map(d)
+        .sum::<f64>()
+        .max(1.0);
     // A slow UML run on a shared machine is usually a busy or stolen host: say which.
     eprintln!(
         "UML run of {test}: {} after {:.1} s (host CPUs meanwhile: {:.0} % busy, {:.0} % stolen by the hypervisor)",

@@ -165,8 +165,8 @@ where
 {
     let start = Instant::now();
     let rate = cfg.rate;
-    let places = (cfg.max_in_flight > 0)
-        .then(|| Arc::new(tokio::sync::Semaphore::new(cfg.max_in_flight)));
+    let places =
+        (cfg.max_in_flight > 0).then(|| Arc::new(tokio::sync::Semaphore::new(cfg.max_in_flight)));
     let mut set = JoinSet::new();
     for (n, (i, ue)) in ues.into_iter().enumerate() {
         let f = f.clone();
