@@ -49,7 +49,11 @@ impl LogConfig {
     }
 }
 
-/// `[sip]`: SIP listeners and transport limits (RFC 3261 §18).
+/// Largest accepted `[sip] max_pending_requests`.
+pub const MAX_PENDING_REQUESTS_CEILING: usize = 1_000_000;
+
+/// `[sip]`: SIP listeners, transport limits (RFC 3261 §18) and overload control
+/// (RFC 3261 §21.5.4).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct SipConfig {
@@ -70,6 +74,17 @@ pub struct SipConfig {
     pub tcp_idle_timeout_s: u64,
     /// Most TCP connections kept open at once (accepted + opened).
     pub tcp_max_connections: usize,
+    /// Overload control (RFC 3261 §21.5.4): most *new* out-of-dialog requests
+    /// processed at once (each until its final response is sent); more are answered
+    /// `503 Service Unavailable` with `Retry-After`. Responses, ACK, CANCEL and
+    /// in-dialog requests are never refused. 0: no limit. The default, 10 000, is
+    /// far above what a healthy chain holds (rate × latency: 900 requests/s × 70 ms
+    /// ≈ 60) and is reached only when processing has collapsed; see
+    /// `docs/overload.md` for sizing it to a measured capacity.
+    pub max_pending_requests: usize,
+    /// `Retry-After` of those 503 answers, in seconds (RFC 3261 §20.33; a UE waits
+    /// this long before trying again, TS 24.229 §5.1.1.2.1).
+    pub overload_retry_after_s: u32,
 }
 
 impl SipConfig {
@@ -137,6 +152,24 @@ impl SipConfig {
         if self.tcp_max_connections == 0 {
             issues.add("sip.tcp_max_connections", "must be greater than 0");
         }
+        if self.max_pending_requests > MAX_PENDING_REQUESTS_CEILING {
+            issues.add(
+                "sip.max_pending_requests",
+                format!(
+                    "{} is more than {MAX_PENDING_REQUESTS_CEILING}: that many requests in progress would take gigabytes and seconds of queueing before any is refused (0 means no limit)",
+                    self.max_pending_requests
+                ),
+            );
+        }
+        if self.overload_retry_after_s == 0 || self.overload_retry_after_s > 3600 {
+            issues.add(
+                "sip.overload_retry_after_s",
+                format!(
+                    "{} is not between 1 and 3600 seconds (0 would ask refused UEs to retry at once; over an hour looks like an outage)",
+                    self.overload_retry_after_s
+                ),
+            );
+        }
     }
 }
 
@@ -149,6 +182,8 @@ impl Default for SipConfig {
             udp_size_limit: 1300,
             tcp_idle_timeout_s: 3600,
             tcp_max_connections: 10_000,
+            max_pending_requests: 10_000,
+            overload_retry_after_s: 5,
         }
     }
 }
@@ -329,5 +364,88 @@ impl DiameterClientConfig {
         if self.reconnect_ms == 0 {
             issues.add("diameter.reconnect_ms", "must be greater than 0");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::{IcscfConfig, NoEnv, PcscfConfig, ScscfConfig};
+
+    #[test]
+    fn overload_defaults() {
+        let c = PcscfConfig::from_toml_str("").expect("defaults load");
+        assert_eq!(c.sip.max_pending_requests, 10_000);
+        assert_eq!(c.sip.overload_retry_after_s, 5);
+    }
+
+    #[test]
+    fn overload_keys_from_the_file() {
+        let text = "[sip]\nmax_pending_requests = 5\noverload_retry_after_s = 9\n";
+        let c = IcscfConfig::from_toml_str(text).expect("loads");
+        assert_eq!(
+            (c.sip.max_pending_requests, c.sip.overload_retry_after_s),
+            (5, 9)
+        );
+        let c = PcscfConfig::from_toml_str("[sip]\nmax_pending_requests = 0\n")
+            .expect("0 (no limit) loads");
+        assert_eq!(c.sip.max_pending_requests, 0);
+    }
+
+    #[test]
+    fn overload_nonsense_is_reported_with_file_line_and_key() {
+        let text = "[sip]\nmax_pending_requests = 2000000\noverload_retry_after_s = 0\n";
+        let e =
+            PcscfConfig::from_toml_str_with_env(text, "pcscf.toml", &NoEnv).expect_err("refused");
+        let m = e
+            .for_key("sip.max_pending_requests")
+            .expect("limit reported");
+        assert_eq!(m.line, Some(2));
+        assert!(
+            m.to_string()
+                .starts_with("pcscf.toml:2: sip.max_pending_requests: 2000000 is more than"),
+            "{m}"
+        );
+        let r = e
+            .for_key("sip.overload_retry_after_s")
+            .expect("retry reported");
+        assert_eq!(r.line, Some(3));
+        assert!(r.reason.contains("between 1 and 3600"), "{r}");
+        assert_eq!(e.len(), 2, "{e}");
+
+        let e = ScscfConfig::from_toml_str_with_env(
+            "[sip]\nmax_pending_requests = -1\noverload_retry_after_s = 3601\n",
+            "scscf.toml",
+            &NoEnv,
+        )
+        .expect_err("refused");
+        let m = e
+            .for_key("sip.max_pending_requests")
+            .expect("negative reported");
+        assert!(m.to_string().starts_with("scscf.toml:2:"), "{m}");
+        assert!(e.for_key("sip.overload_retry_after_s").is_some(), "{e}");
+    }
+
+    #[test]
+    fn overload_keys_from_the_environment() {
+        let env = [
+            ("IMS_PCSCF__SIP__MAX_PENDING_REQUESTS", "5"),
+            ("IMS_PCSCF__SIP__OVERLOAD_RETRY_AFTER_S", "12"),
+        ];
+        let c = PcscfConfig::from_toml_str_with_env(
+            "[sip]\nmax_pending_requests = 100\n",
+            "pcscf.toml",
+            &env,
+        )
+        .expect("loads");
+        assert_eq!(c.sip.max_pending_requests, 5, "env wins over the file");
+        assert_eq!(c.sip.overload_retry_after_s, 12);
+
+        let env = [("IMS_ICSCF__SIP__OVERLOAD_RETRY_AFTER_S", "0")];
+        let e = IcscfConfig::from_toml_str_with_env("", "icscf.toml", &env).expect_err("0");
+        let r = e.for_key("sip.overload_retry_after_s").expect("reported");
+        assert_eq!(
+            r.source,
+            "environment variable IMS_ICSCF__SIP__OVERLOAD_RETRY_AFTER_S"
+        );
     }
 }
