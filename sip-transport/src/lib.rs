@@ -24,6 +24,7 @@
 //! - [`resolve`] — SIP URI → [`Target`]; whether a URI names a local socket.
 //! - [`handler`] — [`IncomingHandler`], [`handler::channel`].
 //! - [`transaction`] — [`transaction::TransactionLayer`].
+//! - [`overload`] — admission of new requests, 503 + Retry-After past a limit.
 
 //! # Use from a role
 //!
@@ -57,6 +58,7 @@ pub mod flow;
 pub mod handler;
 pub mod layer;
 pub mod options;
+pub mod overload;
 pub mod resolve;
 mod sockets;
 mod tcp;
