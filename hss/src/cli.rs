@@ -15,6 +15,10 @@
 //! unreachable), 2 invalid input (usage or a field that does not validate), 3 duplicate
 //! IMSI/IMPI/IMPU, 4 no such subscriber.
 
+// The argument doc comments are clap's --help text, written for a terminal: `<realm>`
+// there is a placeholder, not HTML.
+#![allow(rustdoc::invalid_html_tags)]
+
 use std::net::SocketAddr;
 use std::path::PathBuf;
 

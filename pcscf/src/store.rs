@@ -223,7 +223,7 @@ impl RegistrationStore {
 
     /// Applies a batch in one transaction; a later change of a contact wins. The batch is
     /// coalesced to the last change per contact, then written with a handful of
-    /// multi-row statements whatever its size (chunks of [`ROW_CHUNK`] rows): each
+    /// multi-row statements whatever its size (chunks of `ROW_CHUNK` rows): each
     /// statement is a round trip to the SQLite worker thread, and one per binding made
     /// the store a large part of the P-CSCF's CPU per registration.
     pub async fn apply(&self, ops: Vec<StoreOp>) -> Result<(), StoreError> {
@@ -259,7 +259,7 @@ impl RegistrationStore {
 
     /// Starts the batched writer task. The queue is unbounded (changes keep their
     /// order and the SIP path never waits); a batch gathers what arrives within
-    /// [`BATCH_WINDOW`] of its first change, up to `batch` changes, and is cut short by
+    /// `BATCH_WINDOW` of its first change, up to `batch` changes, and is cut short by
     /// a [`Writer::flush`].
     pub fn spawn_writer(&self, batch: usize) -> Writer {
         let max = batch.max(1);

@@ -45,7 +45,7 @@ struct Args {
     /// OPc as 32 hex digits (pattern as for --k).
     #[arg(long, env = "UE_SIM_OPC")]
     opc: Option<String>,
-    /// CSV of subscribers (imsi,k,op,opc[,impu]) instead of a generated range.
+    /// CSV of subscribers (imsi,k,op,opc and optionally impu) instead of a generated range.
     #[arg(long)]
     subscribers: Option<PathBuf>,
     /// UEs started per second in each phase (0: all at once).

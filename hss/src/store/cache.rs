@@ -145,7 +145,7 @@ impl AuthCache {
 /// SQNs from the [`AuthEntry`] block, never from here.
 ///
 /// A read that saw the epoch move while it was out is still cached unless the IMSI
-/// it read is among those bumped meanwhile ([`Profiles::bumped`]): with one global
+/// it read is among those bumped meanwhile (`Profiles::bumped`): with one global
 /// epoch, every SAR writing an assignment (each first registration) made concurrent
 /// misses of *other* subscribers uncacheable, their SARs then found no cached profile
 /// and wrote (and bumped) again, and under load the HSS kept reading profiles from the
