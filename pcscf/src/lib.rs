@@ -15,6 +15,10 @@
 //! - Gm IPsec (TS 33.203 §7, [`secagree`], [`protected`]) when `[ipsec] enabled` and an
 //!   `SaStore` is given.
 //!
+//! - Overload control (RFC 3261 §21.5.4): past `[sip] max_pending_requests` new
+//!   requests in progress, further new out-of-dialog requests get 503 with
+//!   `Retry-After` (`node`, `ims_sip_transport::overload`, `docs/overload.md`).
+//!
 //! Registrations live in memory ([`registrar`], the source of truth for routing) and are
 //! persisted by one batched writer ([`store`]), so a restart restores every UE.
 //!
@@ -44,6 +48,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use ims_config::{Listen, PcscfConfig, SasOnShutdown};
+use ims_sip_transport::overload::{Admission, REPORT_INTERVAL};
 use ims_sip_transport::transaction::{
     timer_config, ResponseRouting, TransactionLayer, TransactionOptions,
 };
@@ -234,6 +239,7 @@ impl Pcscf {
             locals,
             recent_dereg: Mutex::new(HashMap::new()),
             invites: Mutex::new(HashMap::new()),
+            admission: Admission::from_config(&cfg.sip),
         });
         let restored = restore(&node, &self.store).await?;
         tracing::info!(locals = ?node.locals, restored, ipsec = node.sec.is_some(), "P-CSCF serving");
@@ -241,6 +247,11 @@ impl Pcscf {
         // challenge's SA set may live.
         let period = Duration::from_secs(5).min(unanswered_challenge(&node.s.ipsec));
         let mut sweep = tokio::time::interval(period);
+        // Refusals of the overload control, reported once per interval.
+        let mut report = tokio::time::interval_at(
+            tokio::time::Instant::now() + REPORT_INTERVAL,
+            REPORT_INTERVAL,
+        );
         // The dispatch loop runs as a task on the runtime's workers, not in this future:
         // `#[tokio::main]` polls `run` on the main thread, and every request handed from
         // a worker to the main thread and spawned back cost two cross-thread wake-ups.
@@ -257,9 +268,12 @@ impl Pcscf {
                             }
                         });
                     }
+                    _ = report.tick() => {
+                        dispatcher.admission.log_refusals();
+                    }
                     inc = rx.recv() => {
                         let Some(inc) = inc else { break };
-                        tokio::spawn(dispatcher.clone().handle(inc));
+                        dispatcher.admit_and_spawn(inc);
                     }
                 }
             }
@@ -277,7 +291,11 @@ impl Pcscf {
         }
         node.sip.close().await;
         node.writer.flush().await;
-        tracing::info!("P-CSCF stopped");
+        node.admission.log_refusals();
+        tracing::info!(
+            refused_overloaded = node.admission.refused_total(),
+            "P-CSCF stopped"
+        );
         Ok(())
     }
 }

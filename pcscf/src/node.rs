@@ -3,6 +3,12 @@
 //! transaction-stateful forwarding (RFC 3261 §16.6–§16.7): a client transaction toward
 //! the next hop, provisional responses relayed, the final response handed back to the
 //! caller, 504 when the next hop never answers and 503 when it cannot be reached.
+//!
+//! Overload control (RFC 3261 §21.5.4, §20.33; `ims_sip_transport::overload`): a new
+//! out-of-dialog request is processed only while fewer than `[sip]
+//! max_pending_requests` are; past that it is answered `503 Service Unavailable`
+//! with `Retry-After: [sip] overload_retry_after_s` in its server transaction.
+//! Responses, ACK, CANCEL and in-dialog requests always pass.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -14,6 +20,7 @@ use ims_sip_core::edit::Editor;
 use ims_sip_core::transaction::requests::build_cancel;
 use ims_sip_core::validate::{check_request_for_proxy, unsupported_proxy_options};
 use ims_sip_core::{Message, Method, StatusCode, Uri};
+use ims_sip_transport::overload::{Admission, Admit};
 use ims_sip_transport::transaction::TransactionLayer;
 use ims_sip_transport::{resolve, ConnectionId, Incoming, Target, Transport, TransportError};
 
@@ -61,6 +68,8 @@ pub(crate) struct Node {
     pub recent_dereg: Mutex<HashMap<String, RecentDereg>>,
     /// INVITEs in progress by the branch of the UE's (or core's) top Via.
     pub invites: Mutex<HashMap<String, PendingInvite>>,
+    /// Admission of new requests (overload control).
+    pub admission: Admission,
 }
 
 pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -144,6 +153,47 @@ impl Node {
     }
 
     // === dispatch ===
+
+    /// Admits `inc` and processes it in its own task holding its place until done,
+    /// or answers 503 + Retry-After when over the limit (never for responses, ACK,
+    /// CANCEL or in-dialog requests).
+    pub fn admit_and_spawn(self: &Arc<Self>, inc: Incoming) {
+        let node = self.clone();
+        match self.admission.admit(&inc.message) {
+            Admit::Exempt => {
+                tokio::spawn(node.handle(inc));
+            }
+            Admit::Admitted(place) => {
+                tokio::spawn(async move {
+                    node.handle(inc).await;
+                    drop(place);
+                });
+            }
+            Admit::Refused => {
+                tokio::spawn(async move {
+                    let span = tracing::info_span!("sip", call_id = %inc.call_id());
+                    tracing::Instrument::instrument(node.refuse_overloaded(&inc), span).await
+                });
+            }
+        }
+    }
+
+    /// `503 Service Unavailable` with `Retry-After` (RFC 3261 §21.5.4, §20.33).
+    async fn refuse_overloaded(&self, inc: &Incoming) {
+        tracing::debug!(
+            source = %inc.source,
+            pending = self.admission.pending(),
+            "overloaded: new request refused with 503"
+        );
+        let retry_after = self.admission.retry_after_s().to_string();
+        self.reply(
+            inc,
+            StatusCode::SERVICE_UNAVAILABLE,
+            None,
+            &[("Retry-After", retry_after)],
+        )
+        .await;
+    }
 
     /// One message from the transaction layer (a new request in its server
     /// transaction, an ACK for a 2xx, or a response that matched nothing).
