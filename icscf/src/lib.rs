@@ -14,6 +14,11 @@
 //!   forwarded to the serving S-CSCF (§5.3.2.1).
 //! - Cx failures become the SIP answers listed in [`cx`]; the HSS being slow or gone
 //!   gets a 5xx with `Retry-After` within the request timeout, never a hang.
+//! - Overload control (RFC 3261 §21.5.4, §20.33): past `[sip] max_pending_requests`
+//!   new requests in progress, further new out-of-dialog requests are answered 503
+//!   with `Retry-After: [sip] overload_retry_after_s`; responses, ACK, CANCEL and
+//!   in-dialog requests always pass (`ims_sip_transport::overload`,
+//!   `docs/overload.md`).
 //!
 //! SIP comes from `ims_sip_core` (parse, edit, build, proxy checks) and
 //! `ims_sip_transport` (UDP/TCP, `received`/`rport`, and the RFC 3261 §17
@@ -35,11 +40,15 @@ pub mod identity;
 mod proxy;
 pub mod select;
 
+#[cfg(test)]
+mod overload_tests;
+
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
 use ims_config::{IcscfConfig, Listen};
+use ims_sip_transport::overload::{Admission, REPORT_INTERVAL};
 use ims_sip_transport::transaction::{
     timer_config, ResponseRouting, TransactionLayer, TransactionOptions,
 };
@@ -113,6 +122,10 @@ pub(crate) struct Settings {
     pub(crate) cx_timeout: Duration,
     pub(crate) transport: TransportOptions,
     pub(crate) timers: ims_config::TimersConfig,
+    /// `[sip] max_pending_requests` (0: no limit).
+    pub(crate) max_pending_requests: usize,
+    /// `[sip] overload_retry_after_s`.
+    pub(crate) overload_retry_after_s: u32,
 }
 
 /// The I-CSCF node.
@@ -156,6 +169,8 @@ impl Icscf {
             cx_timeout: Duration::from_millis(cfg.diameter.request_timeout_ms.max(1)),
             transport: TransportOptions::from_config(&cfg.sip),
             timers: cfg.timers,
+            max_pending_requests: cfg.sip.max_pending_requests,
+            overload_retry_after_s: cfg.sip.overload_retry_after_s,
         };
         Icscf { settings, cx }
     }
@@ -194,14 +209,35 @@ impl Icscf {
         );
         let locals = layer.transport().local_addrs();
         tracing::info!(?locals, domain = %self.settings.domain, "I-CSCF serving");
-        let node = Arc::new(proxy::Proxy::new(self.settings, self.cx, layer.clone()));
+        let admission = Admission::new(
+            self.settings.max_pending_requests,
+            self.settings.overload_retry_after_s,
+        );
+        let node = Arc::new(proxy::Proxy::new(
+            self.settings,
+            self.cx,
+            layer.clone(),
+            admission.clone(),
+        ));
+        // Refusals of the overload control, reported once per interval.
+        let mut report = tokio::time::interval_at(
+            tokio::time::Instant::now() + REPORT_INTERVAL,
+            REPORT_INTERVAL,
+        );
         // The dispatch loop runs as a task on the runtime's workers, not in this future:
         // `#[tokio::main]` polls `run` on the main thread, and every request handed from
         // a worker to the main thread and spawned back cost two cross-thread wake-ups.
         let mut dispatch = tokio::spawn(async move {
-            while let Some(inc) = rx.recv().await {
-                let node = node.clone();
-                tokio::spawn(async move { node.handle(inc).await });
+            loop {
+                tokio::select! {
+                    inc = rx.recv() => {
+                        let Some(inc) = inc else { break };
+                        node.admit_and_spawn(inc);
+                    }
+                    _ = report.tick() => {
+                        node.admission.log_refusals();
+                    }
+                }
             }
         });
         tokio::select! {
@@ -209,7 +245,11 @@ impl Icscf {
             _ = &mut dispatch => {}
         }
         layer.close().await;
-        tracing::info!("I-CSCF stopped");
+        admission.log_refusals();
+        tracing::info!(
+            refused_overloaded = admission.refused_total(),
+            "I-CSCF stopped"
+        );
         Ok(())
     }
 }

@@ -13,6 +13,9 @@
 //!   no such INVITE is being forwarded).
 //! - ACK for a 2xx (no server transaction, §16.7 step 10 / §16.11): forwarded
 //!   statelessly along its Route, dropped when it has none beyond this node.
+//! - Overload (RFC 3261 §21.5.4): a new out-of-dialog request over
+//!   `[sip] max_pending_requests` is answered 503 with `Retry-After` before any Cx
+//!   query; the others hold their place until their final response is sent.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -23,6 +26,7 @@ use ims_sip_core::transaction::requests::build_cancel;
 use ims_sip_core::transaction::TransactionKey;
 use ims_sip_core::validate::{check_request_for_proxy, unsupported_proxy_options};
 use ims_sip_core::{Message, Method, StatusCode};
+use ims_sip_transport::overload::{Admission, Admit};
 use ims_sip_transport::transaction::TransactionLayer;
 use ims_sip_transport::{Incoming, Target, Transport};
 use tracing::{debug, info, warn, Instrument};
@@ -50,6 +54,8 @@ pub(crate) struct Proxy {
     pub(crate) layer: TransactionLayer,
     /// INVITE server transaction key → the INVITE as forwarded.
     pub(crate) invites: Mutex<HashMap<TransactionKey, PendingInvite>>,
+    /// Admission of new requests (overload control).
+    pub(crate) admission: Admission,
 }
 
 pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -57,12 +63,56 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Proxy {
-    pub(crate) fn new(settings: Settings, cx: Arc<dyn Cx>, layer: TransactionLayer) -> Self {
+    pub(crate) fn new(
+        settings: Settings,
+        cx: Arc<dyn Cx>,
+        layer: TransactionLayer,
+        admission: Admission,
+    ) -> Self {
         Proxy {
             settings,
             cx,
             layer,
             invites: Mutex::new(HashMap::new()),
+            admission,
+        }
+    }
+
+    /// Admits `inc` and handles it in its own task holding its place until done, or
+    /// answers 503 + Retry-After when over the limit (never for responses, ACK,
+    /// CANCEL or in-dialog requests).
+    pub(crate) fn admit_and_spawn(self: &Arc<Self>, inc: Incoming) {
+        let node = self.clone();
+        match self.admission.admit(&inc.message) {
+            Admit::Exempt => {
+                tokio::spawn(node.handle(inc));
+            }
+            Admit::Admitted(place) => {
+                tokio::spawn(async move {
+                    node.handle(inc).await;
+                    drop(place);
+                });
+            }
+            Admit::Refused => {
+                let span = tracing::info_span!("sip", call_id = %inc.call_id());
+                tokio::spawn(
+                    async move {
+                        debug!(
+                            pending = node.admission.pending(),
+                            "overloaded: new request refused with 503"
+                        );
+                        let retry_after = node.admission.retry_after_s().to_string();
+                        node.answer(
+                            &inc,
+                            StatusCode::SERVICE_UNAVAILABLE,
+                            None,
+                            &[("Retry-After", retry_after)],
+                        )
+                        .await;
+                    }
+                    .instrument(span),
+                );
+            }
         }
     }
 
