@@ -29,6 +29,8 @@ pub mod testutil;
 
 #[cfg(test)]
 mod core_tests;
+#[cfg(test)]
+mod overload_tests;
 
 pub use crate::core::{Core, Outcome};
 pub use crate::cx::{

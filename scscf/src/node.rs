@@ -32,7 +32,8 @@ pub async fn run_from_config(
     transport.bind_all(&cfg.sip.listen).await?;
     let scscf = Scscf::new(Settings::from_config(cfg), hss, Some(store))
         .await?
-        .with_timers(timer_config(&cfg.timers));
+        .with_timers(timer_config(&cfg.timers))
+        .with_overload(cfg.sip.max_pending_requests, cfg.sip.overload_retry_after_s);
     if let Some(e) = events {
         e.attach(scscf.handle());
     }

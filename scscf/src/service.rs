@@ -8,6 +8,13 @@
 //! (§17.1.2: Timer E retransmission over UDP, Timer F timeout), whose outcome goes back to
 //! the core (RFC 6665 §4.2.2: a failed NOTIFY ends its subscription).
 //!
+//! Overload control (RFC 3261 §21.5.4, §20.33; `ims_sip_transport::overload`): a new
+//! out-of-dialog request (REGISTER, initial SUBSCRIBE, OPTIONS …) is served only while
+//! fewer than `[sip] max_pending_requests` are (each until its response is sent); past
+//! that it is answered `503 Service Unavailable` with `Retry-After` before any Cx
+//! request. Responses, ACK and in-dialog requests (a SUBSCRIBE refresh) always pass.
+//! The I-CSCF takes a 503 as a reason to try another S-CSCF.
+//!
 //! Besides that this module only runs the expiry tick and the store writer; everything
 //! protocol-level is in [`crate::core`].
 
@@ -20,6 +27,7 @@ use crate::store::{Store, StoreError, WriterHandle};
 use ims_sip_core::builder::{new_branch, ResponseBuilder};
 use ims_sip_core::uri::Uri;
 use ims_sip_core::{Message, Method, StatusCode};
+use ims_sip_transport::overload::{Admission, Admit, REPORT_INTERVAL};
 use ims_sip_transport::transaction::{
     ResponseRouting, TimerConfig, TransactionLayer, TransactionOptions,
 };
@@ -110,6 +118,7 @@ pub struct Scscf {
     out_tx: mpsc::UnboundedSender<Notify>,
     out_rx: mpsc::UnboundedReceiver<Notify>,
     timers: SipTimers,
+    admission: Admission,
 }
 
 impl Scscf {
@@ -144,7 +153,17 @@ impl Scscf {
             out_tx,
             out_rx,
             timers: SipTimers::default(),
+            admission: Admission::from_config(&ims_config::SipConfig::default()),
         })
+    }
+
+    /// Overload control: at most `max_pending_requests` new requests served at once
+    /// (0: no limit), the others answered 503 with `Retry-After: retry_after_s`
+    /// (`[sip] max_pending_requests`, `overload_retry_after_s`; without this call,
+    /// the `[sip]` defaults).
+    pub fn with_overload(mut self, max_pending_requests: usize, retry_after_s: u32) -> Scscf {
+        self.admission = Admission::new(max_pending_requests, retry_after_s);
+        self
     }
 
     /// Uses other SIP timers (from `[timers]`, or short ones in tests).
@@ -200,6 +219,7 @@ impl Scscf {
             out_tx: _out_tx,
             mut out_rx,
             timers,
+            admission,
         } = self;
         let (upper, mut rx) = channel(INCOMING_QUEUE);
         let options = TransactionOptions {
@@ -231,18 +251,24 @@ impl Scscf {
             sent_by_tcp: sent_by(Transport::Tcp),
             udp_size_limit: sip.transport().options().udp_size_limit,
             sip: sip.clone(),
+            admission: admission.clone(),
         });
         info!(listen = ?locals, server_name = %core.settings().server_name, "S-CSCF listening");
         let mut tick = tokio::time::interval(Duration::from_secs(1));
+        // Refusals of the overload control, reported once per interval.
+        let mut report = tokio::time::interval_at(
+            tokio::time::Instant::now() + REPORT_INTERVAL,
+            REPORT_INTERVAL,
+        );
         // The dispatch loop runs as a task on the runtime's workers, not in this future:
         // `#[tokio::main]` polls `run` on the main thread, and every request handed from
         // a worker to the main thread and spawned back cost two cross-thread wake-ups.
         let mut dispatch = tokio::spawn(async move {
             loop {
                 tokio::select! {
-                    Some(inc) = rx.recv() => {
-                        let node = node.clone();
-                        tokio::spawn(async move { node.on_incoming(inc).await });
+                    Some(inc) = rx.recv() => node.admit_and_spawn(inc),
+                    _ = report.tick() => {
+                        node.admission.log_refusals();
                     }
                     Some(n) = out_rx.recv() => node.spawn_notify(n),
                     _ = tick.tick() => {
@@ -265,6 +291,11 @@ impl Scscf {
         if let Some(w) = writer {
             w.shutdown().await;
         }
+        admission.log_refusals();
+        info!(
+            refused_overloaded = admission.refused_total(),
+            "S-CSCF stopped"
+        );
         Ok(())
     }
 }
@@ -279,9 +310,48 @@ struct Node {
     sent_by_tcp: String,
     /// RFC 3261 §18.1.1 threshold: larger NOTIFYs go over TCP.
     udp_size_limit: usize,
+    /// Admission of new requests (overload control).
+    admission: Admission,
 }
 
 impl Node {
+    /// Admits `inc` and serves it in its own task holding its place until its
+    /// response is sent, or answers 503 + Retry-After when over the limit (never for
+    /// responses, ACK or in-dialog requests).
+    fn admit_and_spawn(self: &Arc<Self>, inc: Incoming) {
+        let node = self.clone();
+        match self.admission.admit(&inc.message) {
+            Admit::Exempt => {
+                tokio::spawn(async move { node.on_incoming(inc).await });
+            }
+            Admit::Admitted(place) => {
+                tokio::spawn(async move {
+                    node.on_incoming(inc).await;
+                    drop(place);
+                });
+            }
+            Admit::Refused => {
+                tokio::spawn(async move { node.refuse_overloaded(inc).await });
+            }
+        }
+    }
+
+    /// `503 Service Unavailable` with `Retry-After` (RFC 3261 §21.5.4, §20.33).
+    async fn refuse_overloaded(&self, inc: Incoming) {
+        debug!(
+            call_id = inc.call_id(),
+            pending = self.admission.pending(),
+            "overloaded: new request refused with 503"
+        );
+        let b = ResponseBuilder::new(&inc.message, StatusCode::SERVICE_UNAVAILABLE)
+            .header("Retry-After", self.admission.retry_after_s().to_string())
+            .to_tag(local_tag(&inc.message));
+        let resp = crate::core::respond(b, &inc.message);
+        if let Err(e) = self.sip.respond(&inc, &resp).await {
+            warn!(call_id = inc.call_id(), source = %inc.source, error = %e, "response not sent");
+        }
+    }
+
     /// One message from the transaction layer: a new request in its server transaction,
     /// an ACK, or a response that matches no client transaction any more.
     async fn on_incoming(self: Arc<Self>, inc: Incoming) {
