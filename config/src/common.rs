@@ -83,7 +83,7 @@ pub struct SipConfig {
     /// `docs/overload.md` for sizing it to a measured capacity.
     pub max_pending_requests: usize,
     /// `Retry-After` of those 503 answers, in seconds (RFC 3261 §20.33; a UE waits
-    /// this long before trying again, TS 24.229 §5.1.1.2.1).
+    /// this long before trying again, TS 24.229 §5.1.1.2, §5.1.2.2).
     pub overload_retry_after_s: u32,
 }
 

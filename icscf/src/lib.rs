@@ -235,7 +235,7 @@ impl Icscf {
                         node.admit_and_spawn(inc);
                     }
                     _ = report.tick() => {
-                        node.admission.log_refusals();
+                        node.admission.log_refusals("I-CSCF");
                     }
                 }
             }
@@ -245,7 +245,7 @@ impl Icscf {
             _ = &mut dispatch => {}
         }
         layer.close().await;
-        admission.log_refusals();
+        admission.log_refusals("I-CSCF");
         tracing::info!(
             refused_overloaded = admission.refused_total(),
             "I-CSCF stopped"

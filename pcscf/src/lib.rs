@@ -269,7 +269,7 @@ impl Pcscf {
                         });
                     }
                     _ = report.tick() => {
-                        dispatcher.admission.log_refusals();
+                        dispatcher.admission.log_refusals("P-CSCF");
                     }
                     inc = rx.recv() => {
                         let Some(inc) = inc else { break };
@@ -291,7 +291,7 @@ impl Pcscf {
         }
         node.sip.close().await;
         node.writer.flush().await;
-        node.admission.log_refusals();
+        node.admission.log_refusals("P-CSCF");
         tracing::info!(
             refused_overloaded = node.admission.refused_total(),
             "P-CSCF stopped"

@@ -268,7 +268,7 @@ impl Scscf {
                 tokio::select! {
                     Some(inc) = rx.recv() => node.admit_and_spawn(inc),
                     _ = report.tick() => {
-                        node.admission.log_refusals();
+                        node.admission.log_refusals("S-CSCF");
                     }
                     Some(n) = out_rx.recv() => node.spawn_notify(n),
                     _ = tick.tick() => {
@@ -291,7 +291,7 @@ impl Scscf {
         if let Some(w) = writer {
             w.shutdown().await;
         }
-        admission.log_refusals();
+        admission.log_refusals("S-CSCF");
         info!(
             refused_overloaded = admission.refused_total(),
             "S-CSCF stopped"

@@ -4,8 +4,9 @@
 //! temporarily unable to process the request due to a temporary overloading …
 //! the server MAY indicate when the client should retry the request in a
 //! Retry-After header field"; §20.33 Retry-After). A UE waits that long before it
-//! tries again (TS 24.229 §5.1.1.2.1), so load is shed at the edge instead of
-//! queueing until every transaction times out.
+//! tries again (TS 24.229 §5.1.1.2 for REGISTER; §5.1.2.2: an initial SUBSCRIBE
+//! answered 503 is not retried before Retry-After), so load is shed at the edge
+//! instead of queueing until every transaction times out.
 //!
 //! Only out-of-dialog new requests ([`is_new_request`]) count and can be refused:
 //! responses, ACK, CANCEL and requests inside a dialog (a To tag) always pass —
@@ -163,17 +164,19 @@ impl Admission {
         self.inner.refused_unreported.swap(0, Ordering::Relaxed)
     }
 
-    /// One WARN line when requests were refused since the last call; call it every
+    /// One WARN line when requests were refused since the last call, naming the
+    /// `role` (several roles share a process in the all-in-one binary); call it every
     /// [`REPORT_INTERVAL`]. Returns the number reported.
-    pub fn log_refusals(&self) -> u64 {
+    pub fn log_refusals(&self, role: &str) -> u64 {
         let n = self.take_refused();
         if n > 0 {
             tracing::warn!(
+                role,
                 refused = n,
                 limit = self.limit(),
                 pending = self.pending(),
                 refused_total = self.refused_total(),
-                "overloaded: {n} requests refused with 503 in the last second (limit {} pending)",
+                "{role} overloaded: {n} requests refused with 503 in the last second (limit {} pending)",
                 self.limit()
             );
         }
@@ -276,8 +279,8 @@ Content-Length: 0\r\n\r\n",
         for _ in 0..3 {
             assert!(matches!(a.admit(&request("MESSAGE", None)), Admit::Refused));
         }
-        assert_eq!(a.log_refusals(), 3);
-        assert_eq!(a.log_refusals(), 0, "nothing new to report");
+        assert_eq!(a.log_refusals("test"), 3);
+        assert_eq!(a.log_refusals("test"), 0, "nothing new to report");
         assert_eq!(a.refused_total(), 3);
     }
 
