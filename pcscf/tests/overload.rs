@@ -42,14 +42,16 @@ Content-Length: 0\r\n\r\n"
     )
 }
 
-/// Call-IDs of the distinct REGISTERs the fake I-CSCF receives within `ms` (the
-/// P-CSCF's UDP retransmissions are counted once), with the last copy of each.
-async fn collect_upstream(core: &Peer, ms: u64) -> Vec<(String, Message, SocketAddr)> {
+type Upstream = Vec<(String, Message, SocketAddr)>;
+
+/// The distinct REGISTERs (by Call-ID: the P-CSCF's UDP retransmissions count once)
+/// the fake I-CSCF receives, until `done` says so or `ms` have passed.
+async fn collect_upstream(core: &Peer, ms: u64, done: impl Fn(&Upstream) -> bool) -> Upstream {
     let until = Instant::now() + Duration::from_millis(ms);
-    let mut seen: Vec<(String, Message, SocketAddr)> = Vec::new();
+    let mut seen: Upstream = Vec::new();
     loop {
         let left = until.saturating_duration_since(Instant::now());
-        if left.is_zero() {
+        if left.is_zero() || done(&seen) {
             break;
         }
         let Some((m, from)) = core.recv_within(left.as_millis() as u64).await else {
@@ -64,13 +66,14 @@ async fn collect_upstream(core: &Peer, ms: u64) -> Vec<(String, Message, SocketA
     seen
 }
 
-/// Final responses the UE receives within `ms`, by Call-ID.
-async fn collect_ue(ue: &Peer, ms: u64) -> Vec<(String, Message)> {
+/// Final responses the UE receives (with their Call-ID), until it has `want` or `ms`
+/// have passed.
+async fn collect_ue(ue: &Peer, ms: u64, want: usize) -> Vec<(String, Message)> {
     let until = Instant::now() + Duration::from_millis(ms);
     let mut got = Vec::new();
     loop {
         let left = until.saturating_duration_since(Instant::now());
-        if left.is_zero() {
+        if left.is_zero() || got.len() >= want {
             break;
         }
         let Some((m, _)) = ue.recv_within(left.as_millis() as u64).await else {
@@ -96,8 +99,17 @@ async fn past_the_limit_new_requests_get_503_with_retry_after() {
     for n in 1..=8 {
         ue.send(p.udp, &register_n(ue.addr, p.udp, n)).await;
     }
-    let refused = collect_ue(&ue, 600).await;
-    let upstream = collect_upstream(&core, 300).await;
+    let refused = collect_ue(&ue, 2_500, 3).await;
+    let upstream = collect_upstream(&core, 2_000, |u| u.len() == LIMIT).await;
+    // Nothing more within the next 200 ms (well before Timer F).
+    assert!(collect_ue(&ue, 200, usize::MAX).await.is_empty());
+    let extra: Vec<String> = collect_upstream(&core, 200, |_| false)
+        .await
+        .into_iter()
+        .map(|u| u.0)
+        .filter(|id| !upstream.iter().any(|u| u.0 == *id))
+        .collect();
+    assert!(extra.is_empty(), "more forwarded: {extra:?}");
     assert_eq!(
         upstream.len(),
         LIMIT,
@@ -165,12 +177,13 @@ Content-Length: 0\r\n\r\n",
     let (r, _) = ue.recv_within(1000).await.expect("403 relayed");
     assert_eq!(r.code(), Some(403));
     assert_eq!(r.get("call-id"), Some(id.as_str()));
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
     ue.send(p.udp, &register_n(ue.addr, p.udp, 9)).await;
-    let more = collect_upstream(&core, 400).await;
+    let nine = format!("ovl-9@{}", ue.addr);
+    let more = collect_upstream(&core, 2_000, |u| u.iter().any(|m| m.0 == nine)).await;
     let ids: Vec<&str> = more.iter().map(|m| m.0.as_str()).collect();
     assert!(
-        ids.contains(&format!("ovl-9@{}", ue.addr).as_str()),
+        ids.contains(&nine.as_str()),
         "a place came back: REGISTER 9 forwarded ({ids:?})"
     );
     ue.send(p.udp, &register_n(ue.addr, p.udp, 10)).await;
@@ -182,16 +195,16 @@ Content-Length: 0\r\n\r\n",
     );
 
     // 5. The unanswered REGISTERs end at Timer F (504): every place comes back.
-    let timed_out = collect_ue(&ue, 4_500).await;
+    let timed_out = collect_ue(&ue, 8_000, LIMIT).await;
     let codes: Vec<Option<u16>> = timed_out.iter().map(|(_, m)| m.code()).collect();
     assert_eq!(codes, vec![Some(504); LIMIT], "{timed_out:?}");
     assert!(started.elapsed() >= Duration::from_millis(64 * 50));
     // Retransmissions of the timed-out REGISTERs still queued at the fake I-CSCF.
-    let _ = collect_upstream(&core, 100).await;
+    let _ = collect_upstream(&core, 100, |_| false).await;
     for n in 11..=15 {
         ue.send(p.udp, &register_n(ue.addr, p.udp, n)).await;
     }
-    let after = collect_upstream(&core, 600).await;
+    let after = collect_upstream(&core, 3_000, |u| u.len() == 5).await;
     let ids: BTreeSet<&str> = after.iter().map(|m| m.0.as_str()).collect();
     let want: BTreeSet<String> = (11..=15).map(|n| format!("ovl-{n}@{}", ue.addr)).collect();
     assert_eq!(
@@ -200,7 +213,7 @@ Content-Length: 0\r\n\r\n",
         "all five places are free again"
     );
     assert!(
-        collect_ue(&ue, 200).await.is_empty(),
+        collect_ue(&ue, 200, usize::MAX).await.is_empty(),
         "none of them refused"
     );
     p.stop().await;
