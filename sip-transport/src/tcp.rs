@@ -1,10 +1,14 @@
 //! TCP: accepting, connecting, and the per-connection reader that frames the stream
 //! on Content-Length (RFC 3261 §18.3) with `ims_sip_core::framing`, answers RFC 5626
 //! §3.5.1 keep-alive pings (`CRLFCRLF` → `CRLF`), closes the connection on framing
-//! errors and after the idle timeout.
+//! errors and after the idle timeout. Connections opened from a chosen local port
+//! (the IPsec protected client port, TS 33.203 §7.1) are opened one at a time per
+//! (local, remote) pair, and reset rather than left in TIME_WAIT when they close or
+//! the process ends (see [`connect`]).
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::{Arc, Weak};
+use std::sync::{Arc, LazyLock, Mutex, Weak};
 
 use bytes::{Buf, Bytes, BytesMut};
 use ims_sip_core::framing::{check_frame, Frame};
@@ -50,8 +54,50 @@ pub(crate) async fn accept_loop(inner: Weak<Inner>, listener: TcpListener, local
     }
 }
 
+/// Connects from a chosen local port under way or just done, by (local, remote): one
+/// at a time per pair (the process's table; entries go when nobody waits).
+type Turns = HashMap<(SocketAddr, SocketAddr), Arc<tokio::sync::Mutex<()>>>;
+static CONNECTING: LazyLock<Mutex<Turns>> = LazyLock::new(Mutex::default);
+
 /// Opens a connection to `remote` (from `local` when given) and registers it.
+///
+/// From a chosen `local` port there can be only one connection to `remote` (the
+/// kernel refuses a second socket with the same four ports: "Cannot assign requested
+/// address"), so concurrent sends that find none open (several NOTIFYs to a UE at
+/// once) take turns here and the later ones use the connection the first opened.
+///
+/// Such a connection also gets SO_LINGER 0: closing it, or the end of the process (a
+/// restart, a crash), resets it instead of keeping the port pair in TIME_WAIT for
+/// 60 s. The IPsec SAs fix both ports (P-CSCF port-c to the UE's port-s), so a
+/// TIME_WAIT left by one run would make the next run's connect from the same port-c
+/// to the same UE fail until it expires, unless the UE used TCP timestamps (Linux
+/// then reuses it).
 pub(crate) async fn connect(
+    inner: &Arc<Inner>,
+    remote: SocketAddr,
+    local: Option<SocketAddr>,
+) -> Result<Arc<Conn>> {
+    let Some(l) = local else {
+        return open(inner, remote, None).await;
+    };
+    let turn = lock(&CONNECTING).entry((l, remote)).or_default().clone();
+    let result = {
+        let _turn = turn.lock().await;
+        let opened = lock(&inner.conns).find(remote, Some(l)).cloned();
+        match opened {
+            Some(c) => Ok(c),
+            None => open(inner, remote, Some(l)).await,
+        }
+    };
+    let mut m = lock(&CONNECTING);
+    // Only the table and this call hold it: nobody waits for this pair.
+    if Arc::strong_count(&turn) == 2 {
+        m.remove(&(l, remote));
+    }
+    result
+}
+
+async fn open(
     inner: &Arc<Inner>,
     remote: SocketAddr,
     local: Option<SocketAddr>,
@@ -66,6 +112,11 @@ pub(crate) async fn connect(
         .await
         .map_err(|_| TransportError::ConnectTimeout(remote))?
         .map_err(|e| io("connect", e))?;
+    if local.is_some() {
+        socket2::SockRef::from(&stream)
+            .set_linger(Some(std::time::Duration::ZERO))
+            .map_err(|e| io("set SO_LINGER", e))?;
+    }
     let local = stream.local_addr().map_err(|e| io("local_addr", e))?;
     debug!(%local, %remote, "connected");
     Ok(register(inner, stream, local, remote))
@@ -168,5 +219,116 @@ async fn read_messages(
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::SocketAddr;
+    use std::time::Duration;
+
+    use bytes::Bytes;
+    use tokio::io::AsyncReadExt;
+
+    use crate::{Target, TransportLayer, TransportOptions};
+
+    const MSG: &[u8] = b"OPTIONS sip:ue SIP/2.0\r\nContent-Length: 0\r\n\r\n";
+
+    /// Sockets of this network namespace in TIME_WAIT from `local` to `remote`
+    /// (/proc/net/tcp, IPv4).
+    fn time_wait(local: SocketAddr, remote: SocketAddr) -> usize {
+        let port = |a: &str| {
+            a.rsplit(':')
+                .next()
+                .and_then(|p| u16::from_str_radix(p, 16).ok())
+        };
+        std::fs::read_to_string("/proc/net/tcp")
+            .unwrap_or_default()
+            .lines()
+            .skip(1)
+            .filter(|l| {
+                let f: Vec<&str> = l.split_whitespace().collect();
+                f.len() > 3
+                    && port(f[1]) == Some(local.port())
+                    && port(f[2]) == Some(remote.port())
+                    && f[3] == "06"
+            })
+            .count()
+    }
+
+    /// Several sends from one chosen local port to one remote with no connection open
+    /// yet (NOTIFYs to a UE's port-s from the protected port-c at once) all go out, on
+    /// one connection.
+    #[tokio::test]
+    async fn concurrent_sends_from_a_chosen_port_share_one_connection() {
+        let t = TransportLayer::without_handler(TransportOptions::default());
+        let port_c = t.bind_tcp("127.0.0.1:0".parse().unwrap()).await.unwrap();
+        let ue = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let target = Target::tcp(ue.local_addr().unwrap()).from_local(port_c);
+        let mut sends = tokio::task::JoinSet::new();
+        for _ in 0..8 {
+            let t = t.clone();
+            sends.spawn(async move { t.send_bytes(&target, Bytes::from_static(MSG)).await });
+        }
+        let mut ids = Vec::new();
+        while let Some(r) = sends.join_next().await {
+            let flow = r.unwrap().unwrap_or_else(|e| panic!("a send failed: {e}"));
+            assert_eq!(flow.local, port_c);
+            ids.push(flow.connection);
+        }
+        ids.dedup();
+        assert_eq!(ids.len(), 1, "one connection for all sends: {ids:?}");
+        let (mut s, peer) = ue.accept().await.unwrap();
+        assert_eq!(peer, port_c);
+        let mut got = Vec::new();
+        while got.len() < 8 * MSG.len() {
+            let mut buf = [0u8; 4096];
+            let n = tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf))
+                .await
+                .expect("all eight messages within 5 s")
+                .unwrap();
+            assert!(n > 0, "closed after {} bytes", got.len());
+            got.extend_from_slice(&buf[..n]);
+        }
+        assert_eq!(got.len(), 8 * MSG.len());
+        let second = tokio::time::timeout(Duration::from_millis(300), ue.accept()).await;
+        assert!(second.is_err(), "a second connection was opened");
+    }
+
+    /// A connection from a chosen local port is reset when this side goes away (as at
+    /// a P-CSCF restart): no TIME_WAIT keeps the next run from connecting from the
+    /// same port to the same peer.
+    #[tokio::test]
+    async fn connection_from_a_chosen_port_leaves_no_time_wait() {
+        let t = TransportLayer::without_handler(TransportOptions::default());
+        let port_c = t.bind_tcp("127.0.0.1:0".parse().unwrap()).await.unwrap();
+        let ue = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let ue_addr = ue.local_addr().unwrap();
+        let target = Target::tcp(ue_addr).from_local(port_c);
+        t.send_bytes(&target, Bytes::from_static(MSG))
+            .await
+            .unwrap();
+        let (mut s, _) = ue.accept().await.unwrap();
+        let mut buf = [0u8; 4096];
+        let n = s.read(&mut buf).await.unwrap();
+        assert_eq!(&buf[..n], MSG);
+        t.shutdown();
+        drop(t);
+        // The UE reads to the end, then closes its side only later, as a UE does.
+        loop {
+            match tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf)).await {
+                Ok(Ok(0)) | Ok(Err(_)) => break,
+                Ok(Ok(_)) => {}
+                Err(_) => panic!("the connection was not closed within 5 s"),
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        drop(s);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!(
+            time_wait(port_c, ue_addr),
+            0,
+            "TIME_WAIT left from {port_c} to {ue_addr}"
+        );
     }
 }
