@@ -23,11 +23,13 @@
 //!   spaces without prot/mod, Samsung port-c > port-s with two integrity-only offers,
 //!   iPhone single alphabetical offer, a UE without Security-Client under both
 //!   policies, de-registration whose 200 OK must arrive protected).
-//! - [`pcscf_restart_keeps_live_sas_in_uml`]: a UE registered through ESP keeps working
-//!   across P-CSCF restarts — SIGTERM with `[ipsec] sas_on_shutdown = "keep"` and SIGKILL:
-//!   the SAs stay, the restarted P-CSCF adopts them (an MT NOTIFY reaches the UE through
-//!   ESP, a protected re-REGISTER over the old set succeeds), de-registration then leaves
-//!   no SA or policy; with the default `"remove"` SIGTERM leaves none.
+//! - [`pcscf_restart_keeps_live_sas_in_uml`]: a UE registered through ESP, over UDP and
+//!   then over TCP, keeps working across P-CSCF restarts — SIGTERM with `[ipsec]
+//!   sas_on_shutdown = "keep"` and SIGKILL: the SAs stay, the restarted P-CSCF adopts
+//!   them (an MT NOTIFY reaches the UE through ESP, a protected re-REGISTER over the old
+//!   set succeeds; over TCP the UE first reconnects from its port-c to the adopted
+//!   port-s), de-registration then leaves no SA or policy; with the default `"remove"`
+//!   SIGTERM leaves none.
 //!
 //! All fail with a clear message when not root, when UML is missing, or when the
 //! binaries were not built (`cargo build --workspace --bins`).
@@ -524,7 +526,7 @@ mod rawtcp {
         fn socket(domain: i32, ty: i32, proto: i32) -> i32;
         fn bind(fd: i32, addr: *const Sockaddr, len: u32) -> i32;
         fn connect(fd: i32, addr: *const Sockaddr, len: u32) -> i32;
-        fn setsockopt(fd: i32, level: i32, name: i32, val: *const i32, len: u32) -> i32;
+        fn setsockopt(fd: i32, level: i32, name: i32, val: *const u8, len: u32) -> i32;
         fn close(fd: i32) -> i32;
     }
     const AF_INET: u16 = 2;
@@ -572,7 +574,10 @@ mod rawtcp {
                 return Err(std::io::Error::last_os_error());
             }
             let one: i32 = 1;
-            if setsockopt(fd, 1, 2, &one, 4) != 0
+            // SO_SNDTIMEO bounds connect() too: 10 s, not the kernel's ~2 min of SYNs.
+            let timeout: [i64; 2] = [10, 0];
+            if setsockopt(fd, 1, 2, (&one as *const i32).cast(), 4) != 0
+                || setsockopt(fd, 1, 21, timeout.as_ptr().cast(), 16) != 0
                 || bind(fd, &l, llen) != 0
                 || connect(fd, &r, rlen) != 0
             {
@@ -1928,6 +1933,11 @@ fn restart_on_401(ue: &IndepUe, resp: &str) -> Result<(RestartSet, RestartCreds)
         (p_s, u_c, set.spi_uc, "in"),
         (p_c, u_s, set.spi_us, "in"),
     ];
+    // Policies for the UE's transport only (the P-CSCF installs both).
+    let proto = match ue.tp {
+        Tp::Udp => "udp",
+        Tp::Tcp => "tcp",
+    };
     let mut cmds = Vec::new();
     for ((sip, sport), (dip, dport), spi, dir) in sas {
         cmds.push(format!(
@@ -1936,7 +1946,7 @@ fn restart_on_401(ue: &IndepUe, resp: &str) -> Result<(RestartSet, RestartCreds)
         ));
         // `update`: a set toward the same P-CSCF ports replaces the policy of the last.
         cmds.push(format!(
-            "xfrm policy update src {sip}/32 dst {dip}/32 proto udp sport {sport} dport {dport} dir {dir} \
+            "xfrm policy update src {sip}/32 dst {dip}/32 proto {proto} sport {sport} dport {dport} dir {dir} \
              tmpl src {sip} dst {dip} proto esp mode transport"
         ));
     }
@@ -2008,7 +2018,12 @@ fn restart_register_over(
                 "RESTART-UE {what}: 401 over the set with port-s {}; new set port-c {} port-s {}",
                 cur.p_ps, new.p_pc, new.p_ps
             );
-            ue.dest = format!("{P_IP}:{}", new.p_ps).parse()?;
+            match ue.tp {
+                Tp::Udp => ue.dest = format!("{P_IP}:{}", new.p_ps).parse()?,
+                // A new connection from port-c to the new port-s, through the new SAs
+                // (the one to the old port-s is closed).
+                Tp::Tcp => ue.open_protected(new.p_ps)?,
+            }
             let auth = restart_authorization(ue, creds);
             let msg = set_expires(ue.register(&auth, Some(&new.ss)));
             let resp = ue
@@ -2059,9 +2074,10 @@ fn restart_register_initial(ue: &mut IndepUe) -> Result<(RestartSet, RestartCred
 }
 
 /// A reg-event SUBSCRIBE through `cur` (an originating request through the protected
-/// server port); its NOTIFY (a request toward the UE) must reach the UE's protected
-/// server port from the P-CSCF's port-c of `cur`, through ESP (the UE's inbound SA
-/// counts it).
+/// server port; the UE's outbound SA toward port-s counts it); its NOTIFY (a request
+/// toward the UE) must reach the UE's protected server port from the P-CSCF's port-c
+/// of `cur`, over the UE's transport (TCP: a connection the P-CSCF opened from port-c
+/// to the UE's port-s), through ESP (the UE's inbound SA counts it).
 fn restart_subscribe_and_notify(
     ue: &mut IndepUe,
     cur: &RestartSet,
@@ -2070,17 +2086,35 @@ fn restart_subscribe_and_notify(
     what: &str,
 ) -> Result<()> {
     while rx.try_recv().is_ok() {}
-    let before = xfrm_states("ue")?
-        .iter()
-        .find(|s| s.spi == cur.spi_us)
-        .map(|s| s.packets)
-        .ok_or_else(|| anyhow!("{what}: the UE has no inbound SA {:#x}", cur.spi_us))?;
+    let packets = |spi: u32, which: &str| -> Result<u64> {
+        xfrm_states("ue")?
+            .iter()
+            .find(|s| s.spi == spi)
+            .map(|s| s.packets)
+            .ok_or_else(|| anyhow!("{what}: the UE has no {which} SA {spi:#x}"))
+    };
+    let before = packets(cur.spi_us, "inbound")?;
+    let out_before = packets(cur.p_spi_s, "outbound")?;
     ue.dest = format!("{P_IP}:{}", cur.p_ps).parse()?;
     let local = ue.local()?;
+    if ue.tp == Tp::Tcp
+        && ue.tcp.as_ref().map(|t| t.get_ref().peer_addr().ok()) != Some(Some(ue.dest))
+    {
+        bail!(
+            "{what}: the UE's TCP connection does not lead to port-s {}",
+            ue.dest
+        );
+    }
+    let tpp = if ue.tp == Tp::Tcp {
+        ";transport=tcp"
+    } else {
+        ""
+    };
     let cid = format!("restart-sub-{}", rand::random::<u32>());
     let mut sub = format!(
-        "SUBSCRIBE {impu} SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bKrs{r};rport\r\nRoute: <sip:{P_IP}:{ps};lr>\r\n",
+        "SUBSCRIBE {impu} SIP/2.0\r\nVia: SIP/2.0/{tp} {local};branch=z9hG4bKrs{r};rport\r\nRoute: <sip:{P_IP}:{ps}{tpp};lr>\r\n",
         impu = ue.impu(),
+        tp = ue.tp_token(),
         r = rand::random::<u64>(),
         ps = cur.p_ps
     );
@@ -2088,7 +2122,7 @@ fn restart_subscribe_and_notify(
         sub.push_str(&format!("Route: {r}\r\n"));
     }
     sub.push_str(&format!(
-        "Max-Forwards: 70\r\nFrom: <{impu}>;tag=rs1\r\nTo: <{impu}>\r\nCall-ID: {cid}\r\nCSeq: 1 SUBSCRIBE\r\nContact: <sip:{UE_IP}:{us}>\r\nEvent: reg\r\nAccept: application/reginfo+xml\r\nExpires: 600\r\nP-Preferred-Identity: <{impu}>\r\nSecurity-Verify: {ss}\r\nProxy-Require: sec-agree\r\nRequire: sec-agree\r\nContent-Length: 0\r\n\r\n",
+        "Max-Forwards: 70\r\nFrom: <{impu}>;tag=rs1\r\nTo: <{impu}>\r\nCall-ID: {cid}\r\nCSeq: 1 SUBSCRIBE\r\nContact: <sip:{UE_IP}:{us}{tpp}>\r\nEvent: reg\r\nAccept: application/reginfo+xml\r\nExpires: 600\r\nP-Preferred-Identity: <{impu}>\r\nSecurity-Verify: {ss}\r\nProxy-Require: sec-agree\r\nRequire: sec-agree\r\nContent-Length: 0\r\n\r\n",
         impu = ue.impu(),
         us = ue.us,
         ss = cur.ss
@@ -2105,7 +2139,7 @@ fn restart_subscribe_and_notify(
     if !(200..300).contains(&status_of(&resp)) {
         bail!("{what}: SUBSCRIBE got:\n{resp}");
     }
-    let want_from = format!("UDP {P_IP}:{} ", cur.p_pc);
+    let want_from = format!("{} {P_IP}:{} ", ue.tp_token(), cur.p_pc);
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
@@ -2124,20 +2158,25 @@ fn restart_subscribe_and_notify(
             m.lines().next().unwrap_or("")
         );
     }
-    let after = xfrm_states("ue")?
-        .iter()
-        .find(|s| s.spi == cur.spi_us)
-        .map(|s| s.packets)
-        .unwrap_or(0);
+    let after = packets(cur.spi_us, "inbound")?;
     if after <= before {
         bail!(
             "{what}: the NOTIFY arrived but the UE's inbound SA {:#x} counted no packet ({before} -> {after})",
             cur.spi_us
         );
     }
+    let out_after = packets(cur.p_spi_s, "outbound")?;
+    if out_after <= out_before {
+        bail!(
+            "{what}: the SUBSCRIBE was answered but the UE's outbound SA {:#x} counted no packet ({out_before} -> {out_after})",
+            cur.p_spi_s
+        );
+    }
     println!(
-        "RESTART-UE {what}: SUBSCRIBE 2xx; NOTIFY from {P_IP}:{} at port-s {} through ESP (inbound SA packets {before} -> {after})",
-        cur.p_pc, ue.us
+        "RESTART-UE {what}: SUBSCRIBE 2xx through ESP (outbound SA packets {out_before} -> {out_after}); {} NOTIFY from {P_IP}:{} at port-s {} through ESP (inbound SA packets {before} -> {after})",
+        ue.tp_token(),
+        cur.p_pc,
+        ue.us
     );
     Ok(())
 }
@@ -2218,20 +2257,86 @@ fn restart_pcscf_counts() -> Result<(usize, usize)> {
     Ok((xfrm_states("pcscf")?.len(), xfrm_policy_count("pcscf")?))
 }
 
-/// Runs in netns `ue` (it drives the P-CSCF's restarts too: `ip netns exec pcscf`,
-/// `kill`, `ip -n pcscf xfrm`).
-fn restart_ue_run() -> Result<()> {
-    let dir = PathBuf::from(env_or(DIR_ENV)?);
-    let bin = env_or(BIN_ENV)?;
+/// After the P-CSCF process ended, the UE's TCP connection to its port-s is dead: the
+/// kernel closed the P-CSCF's end (a FIN or RST through the SAs, which stay), so the
+/// UE reads the end of the stream (or a reset) within 5 s. The UE then closes its end,
+/// as a handset does when its connection drops.
+fn restart_tcp_connection_closed(ue: &mut IndepUe, what: &str) -> Result<&'static str> {
+    let mut t = ue
+        .tcp
+        .take()
+        .ok_or_else(|| anyhow!("{what}: the UE has no TCP connection"))?;
+    let peer = t.get_ref().peer_addr()?;
+    t.get_ref()
+        .set_read_timeout(Some(Duration::from_millis(500)))?;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut buf = [0u8; 4096];
+    loop {
+        match t.read(&mut buf) {
+            Ok(0) => return Ok("closed by the P-CSCF's kernel (FIN)"),
+            Ok(_) => {} // anything still in flight before the end
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {
+                return Ok("reset by the P-CSCF's kernel (RST)")
+            }
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) => {}
+            Err(e) => bail!("{what}: reading the UE's TCP connection to {peer}: {e}"),
+        }
+        if Instant::now() > deadline {
+            bail!(
+                "{what}: the UE's TCP connection to {peer} was still open 5 s after the P-CSCF stopped"
+            );
+        }
+    }
+}
+
+/// A new TCP connection from the UE's port-c to the P-CSCF's port-s `p_ps` (only the
+/// SAs' policies let it through, so it runs inside ESP). Tries again for up to 5 s while
+/// the UE's end of the previous connection on the same ports may still be closing.
+fn restart_tcp_reconnect(ue: &mut IndepUe, p_ps: u16, what: &str) -> Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        match ue.open_protected(p_ps) {
+            Ok(()) => break,
+            Err(e) if Instant::now() < deadline => {
+                println!("RESTART-UE {what}: reconnecting: {e:#}; again in 300 ms");
+                std::thread::sleep(Duration::from_millis(300));
+            }
+            Err(e) => return Err(e.context(format!("{what}: reconnecting for 5 s"))),
+        }
+    }
+    println!(
+        "RESTART-UE {what}: new TCP connection {} -> {P_IP}:{p_ps}",
+        ue.local()?
+    );
+    Ok(())
+}
+
+/// One UE (IMSI number `n`, port-c `base`, port-s `base + 1`, SPIs from `spi`) over
+/// `tp` through both restarts, (a) SIGTERM with `sas_on_shutdown = "keep"` and (b)
+/// SIGKILL, then de-registered: nothing left at the P-CSCF. `child` is the running
+/// P-CSCF when this test started it (None: the one gm-core.sh started).
+fn restart_pass(
+    dir: &Path,
+    bin: &str,
+    child: &mut Option<Child>,
+    tp: Tp,
+    n: u32,
+    base: u16,
+    spi: u32,
+) -> Result<()> {
     let log = dir.join("pcscf.log");
     let mut ue = IndepUe {
-        tp: Tp::Udp,
-        imsi: imsi(700),
-        uc: 41000,
-        us: 41001,
-        spi_uc: 0xb000_0000,
-        spi_us: 0xb000_0001,
-        call_id: format!("restart-{}", rand::random::<u32>()),
+        tp,
+        imsi: imsi(n),
+        uc: base,
+        us: base + 1,
+        spi_uc: spi,
+        spi_us: spi + 1,
+        call_id: format!("restart-{n}-{}", rand::random::<u32>()),
         cseq: 0,
         udp: None,
         tcp: None,
@@ -2239,6 +2344,19 @@ fn restart_ue_run() -> Result<()> {
         ue_ip: UE_IP.parse()?,
         p_ip: P_IP.parse()?,
     };
+    let t = ue.tp_token();
+    // Every request toward the UE must reach it: the P-CSCF logs each it could not send.
+    // (The log has colour codes between a field's name and value.)
+    let port_s = format!("{UE_IP}:{}", ue.us);
+    let unreachable = || -> Vec<String> {
+        std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| l.contains("next hop unreachable") && l.contains(&port_s))
+            .map(str::to_string)
+            .collect()
+    };
+    let unreachable_before = unreachable().len();
     let (tx, rx) = mpsc::channel();
     serve_port_s(ue.ue_ip, ue.us, tx)?;
     let (mut cur, mut creds, ok) = restart_register_initial(&mut ue)?;
@@ -2248,25 +2366,30 @@ fn restart_ue_run() -> Result<()> {
         .map(|s| s.trim().to_string())
         .collect();
     println!(
-        "RESTART-UE registered over UDP with IPsec: P-CSCF port-c {} port-s {}",
+        "RESTART-UE registered over {t} with IPsec: P-CSCF port-c {} port-s {}",
         cur.p_pc, cur.p_ps
     );
-    restart_subscribe_and_notify(&mut ue, &cur, &routes, &rx, "before any restart")?;
+    restart_subscribe_and_notify(
+        &mut ue,
+        &cur,
+        &routes,
+        &rx,
+        &format!("{t}, before any restart"),
+    )?;
     let live = restart_pcscf_counts()?;
     if live.0 != 4 {
         bail!(
-            "expected 4 SAs at the P-CSCF, found {}:\n{}",
+            "{t}: expected 4 SAs at the P-CSCF, found {}:\n{}",
             live.0,
             show_states("pcscf")
         );
     }
     println!(
-        "RESTART-UE P-CSCF holds {} SAs and {} policies",
+        "RESTART-UE {t}: P-CSCF holds {} SAs and {} policies",
         live.0, live.1
     );
 
     // (a) sas_on_shutdown = "keep", SIGTERM; (b) SIGKILL (a crash).
-    let mut child: Option<Child> = None;
     // The re-REGISTER after (a) reuses the credentials (the S-CSCF may answer 200 at
     // once); after (b) it carries none, so it is challenged and a new set is built from
     // the adopted one, which is then retired.
@@ -2274,8 +2397,9 @@ fn restart_ue_run() -> Result<()> {
         ("keep + SIGTERM", "TERM", false),
         ("crash (SIGKILL)", "KILL", true),
     ] {
+        let what = format!("{t} {what}");
         let kept_logs = restart_count(&log, "Gm SAs kept in the kernel at shutdown");
-        restart_stop_pcscf(&dir, child.as_mut(), signal)?;
+        restart_stop_pcscf(dir, child.as_mut(), signal)?;
         let down = restart_pcscf_counts()?;
         if down != live {
             bail!(
@@ -2292,7 +2416,11 @@ fn restart_ue_run() -> Result<()> {
             "RESTART-UE {what}: P-CSCF stopped; its {} SAs and {} policies stay",
             down.0, down.1
         );
-        child = Some(restart_start_pcscf(&dir, &bin, &[])?);
+        if tp == Tp::Tcp {
+            let how = restart_tcp_connection_closed(&mut ue, &what)?;
+            println!("RESTART-UE {what}: the UE's TCP connection to port-s {} was {how}; the UE closed its end", cur.p_ps);
+        }
+        *child = Some(restart_start_pcscf(dir, bin, &[])?);
         let up = restart_pcscf_counts()?;
         if up != live {
             bail!(
@@ -2304,10 +2432,14 @@ fn restart_ue_run() -> Result<()> {
             "RESTART-UE {what}: restarted; the live set was adopted ({} SAs, {} policies)",
             up.0, up.1
         );
+        if tp == Tp::Tcp {
+            // As a handset does: a new connection from port-c to the adopted port-s.
+            restart_tcp_reconnect(&mut ue, cur.p_ps, &what)?;
+        }
         // A request toward the UE leaves from the adopted set's port-c, through ESP.
-        restart_subscribe_and_notify(&mut ue, &cur, &routes, &rx, what)?;
+        restart_subscribe_and_notify(&mut ue, &cur, &routes, &rx, &what)?;
         // The UE keeps working: a protected re-REGISTER over the old SAs.
-        let (next, _) = restart_register_over(&mut ue, &cur, &mut creds, 600000, fresh, what)?;
+        let (next, _) = restart_register_over(&mut ue, &cur, &mut creds, 600000, fresh, &what)?;
         if fresh && next.p_spi_s == cur.p_spi_s {
             bail!("{what}: the challenged re-REGISTER did not get a new SA set");
         }
@@ -2333,9 +2465,50 @@ fn restart_ue_run() -> Result<()> {
         )?;
     }
     // De-registration over the set in use: nothing left at the P-CSCF.
-    restart_register_over(&mut ue, &cur, &mut creds, 0, false, "de-registration")?;
-    wait_pcscf_clean("after the de-registration following two restarts")?;
+    restart_register_over(
+        &mut ue,
+        &cur,
+        &mut creds,
+        0,
+        false,
+        &format!("{t} de-registration"),
+    )?;
+    wait_pcscf_clean(&format!(
+        "{t}: after the de-registration following two restarts"
+    ))?;
+    let lines = unreachable();
+    if lines.len() > unreachable_before {
+        bail!(
+            "{t}: the P-CSCF could not send requests to the UE's port-s:\n{}",
+            lines[unreachable_before..].join("\n")
+        );
+    }
+    Ok(())
+}
 
+/// Runs in netns `ue` (it drives the P-CSCF's restarts too: `ip netns exec pcscf`,
+/// `kill`, `ip -n pcscf xfrm`): a UDP UE, then a TCP UE, through both restarts; then
+/// the `"remove"` mode.
+fn restart_ue_run() -> Result<()> {
+    let dir = PathBuf::from(env_or(DIR_ENV)?);
+    let bin = env_or(BIN_ENV)?;
+    let log = dir.join("pcscf.log");
+    let mut child: Option<Child> = None;
+    restart_pass(&dir, &bin, &mut child, Tp::Udp, 700, 41000, 0xb000_0000)?;
+    // The UDP UE's SAs and policies at the UE side go; the TCP UE has its own.
+    ip_batch(
+        None,
+        &["xfrm state flush".into(), "xfrm policy flush".into()],
+    )?;
+    // The TCP UE does not use TCP timestamps (netns `ue` only; some handset stacks
+    // do not): the P-CSCF's connections from port-c that its stopped run left in
+    // TIME_WAIT could then not be reused by the next run, which must still reach the
+    // UE's port-s from the same port-c (see `ims_sip_transport`'s SO_LINGER 0).
+    let ts = "/proc/sys/net/ipv4/tcp_timestamps";
+    std::fs::write(ts, "0").with_context(|| format!("writing {ts}"))?;
+    println!("RESTART-UE TCP: the UE's netns does not use TCP timestamps");
+    restart_pass(&dir, &bin, &mut child, Tp::Tcp, 702, 41020, 0xb200_0000)?;
+    std::fs::write(ts, "1").with_context(|| format!("writing {ts}"))?;
     // (c) the default, sas_on_shutdown = "remove": SIGTERM leaves no SA and no policy.
     restart_stop_pcscf(&dir, child.as_mut(), "TERM")?;
     let mut child = restart_start_pcscf(
@@ -2387,11 +2560,17 @@ fn restart_ue_run() -> Result<()> {
 /// UDP with IPsec (SAs installed with iproute2, keys derived here). The P-CSCF is
 /// restarted (a) with `sas_on_shutdown = "keep"` by SIGTERM and (b) by SIGKILL; after
 /// each restart its SAs and policies are still there (adopted, not removed), a
-/// reg-event SUBSCRIBE through the old set is served and its NOTIFY reaches the UE's
-/// protected server port from the adopted port-c through ESP, and a protected
-/// re-REGISTER over the old SAs gets its 401 and a 200 through the new set. A
-/// de-registration then leaves no SA and no policy at the P-CSCF. (c) With the
-/// default `remove`, SIGTERM leaves no SA and no policy.
+/// reg-event SUBSCRIBE through the old set is served (the UE's outbound SA counts it)
+/// and its NOTIFY reaches the UE's protected server port from the adopted port-c
+/// through ESP, and a protected re-REGISTER over the old SAs gets its 401 and a 200
+/// through the new set. A de-registration then leaves no SA and no policy at the
+/// P-CSCF. Then a second UE does the same over TCP (TS 33.203 §7.1), without TCP
+/// timestamps: its connection from port-c to the P-CSCF's port-s dies with the P-CSCF
+/// process (the UE reads its end), the UE opens a new one from port-c to the adopted
+/// port-s through the SAs, and the NOTIFY comes over a connection the P-CSCF opens
+/// from its port-c to the UE's port-s. For both UEs the P-CSCF never logs a request to
+/// the UE's port-s it could not send. (c) With the default `remove`, SIGTERM leaves no
+/// SA and no policy.
 #[test]
 fn pcscf_restart_keeps_live_sas_in_uml() {
     match role().as_deref() {
@@ -2402,7 +2581,7 @@ fn pcscf_restart_keeps_live_sas_in_uml() {
                 dereg_grace_ms: 500,
                 gm_v6: false,
             },
-            &[imsi(700), imsi(701)],
+            &[imsi(700), imsi(701), imsi(702)],
             "GM-IPSEC restart: DONE",
         ),
         Some("orchestrate") => {
