@@ -182,7 +182,7 @@ impl Default for SipConfig {
             udp_size_limit: 1300,
             tcp_idle_timeout_s: 3600,
             tcp_max_connections: 10_000,
-            max_pending_requests: 10_000,
+            max_pending_requests: 1_000,
             overload_retry_after_s: 5,
         }
     }
@@ -374,7 +374,7 @@ mod tests {
     #[test]
     fn overload_defaults() {
         let c = PcscfConfig::from_toml_str("").expect("defaults load");
-        assert_eq!(c.sip.max_pending_requests, 10_000);
+        assert_eq!(c.sip.max_pending_requests, 1_000);
         assert_eq!(c.sip.overload_retry_after_s, 5);
     }
 
