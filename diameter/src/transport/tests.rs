@@ -273,14 +273,19 @@ async fn unanswered_watchdog_goes_suspect_then_down_then_reconnects() {
     ));
     // DOWN, then a new connection (REOPEN: the silent peer never answers DWR). Takes
     // about 0.5 s; the generous deadline is for a CI machine busy with other tests.
+    // On the new connection the client probes with DWR again (REOPEN, RFC 3539 §3.4.1):
+    // that DWR follows the reconnect by a watchdog period, so wait for both.
     for _ in 0..1000 {
-        if accepted.load(Ordering::SeqCst) >= 2 {
+        if accepted.load(Ordering::SeqCst) >= 2 && dwr.load(Ordering::SeqCst) >= 2 {
             break;
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     assert!(accepted.load(Ordering::SeqCst) >= 2, "client reconnected");
-    assert!(dwr.load(Ordering::SeqCst) >= 2);
+    assert!(
+        dwr.load(Ordering::SeqCst) >= 2,
+        "DWR on the first and on the new connection"
+    );
     peer.close().await;
 }
 
