@@ -20,7 +20,11 @@ pub(crate) struct Conn {
     pub(crate) id: ConnectionId,
     pub(crate) local: SocketAddr,
     pub(crate) remote: SocketAddr,
-    writer: tokio::sync::Mutex<OwnedWriteHalf>,
+    /// `None` only while the connection is dropped.
+    writer: tokio::sync::Mutex<Option<OwnedWriteHalf>>,
+    /// Reset rather than close with a FIN (connections from a chosen local port, see
+    /// `crate::tcp::connect`): no FIN on shutdown or drop, SO_LINGER 0 does the rest.
+    reset_on_close: bool,
     /// Milliseconds since `epoch` of the last read or write.
     last_activity: AtomicU64,
     epoch: Instant,
@@ -35,12 +39,14 @@ impl Conn {
         remote: SocketAddr,
         writer: OwnedWriteHalf,
         epoch: Instant,
+        reset_on_close: bool,
     ) -> Conn {
         let c = Conn {
             id,
             local,
             remote,
-            writer: tokio::sync::Mutex::new(writer),
+            writer: tokio::sync::Mutex::new(Some(writer)),
+            reset_on_close,
             last_activity: AtomicU64::new(0),
             epoch,
             closed: AtomicBool::new(false),
@@ -91,15 +97,36 @@ impl Conn {
             return Err(std::io::ErrorKind::NotConnected.into());
         }
         let mut w = self.writer.lock().await;
+        let w = w.as_mut().ok_or(std::io::ErrorKind::NotConnected)?;
         w.write_all(data).await?;
         self.touch();
         Ok(())
     }
 
-    /// Half-closes our side (FIN) after pending writes.
+    /// Half-closes our side (FIN) after pending writes; nothing for a connection that
+    /// is reset on close (a FIN first would let the peer's FIN put the four ports in
+    /// TIME_WAIT before the reset).
     pub(crate) async fn shutdown_write(&self) {
+        if self.reset_on_close {
+            return;
+        }
         let mut w = self.writer.lock().await;
-        let _ = w.shutdown().await;
+        if let Some(w) = w.as_mut() {
+            let _ = w.shutdown().await;
+        }
+    }
+}
+
+impl Drop for Conn {
+    fn drop(&mut self) {
+        // Dropping an `OwnedWriteHalf` shuts the write side down (a FIN); `forget`
+        // leaves the socket to the read half, whose drop closes it: with SO_LINGER 0,
+        // a reset.
+        if self.reset_on_close {
+            if let Some(w) = self.writer.get_mut().take() {
+                w.forget();
+            }
+        }
     }
 }
 

@@ -50,7 +50,7 @@ pub(crate) async fn accept_loop(inner: Weak<Inner>, listener: TcpListener, local
         }
         let _ = stream.set_nodelay(true);
         let local = stream.local_addr().unwrap_or(local);
-        register(&inner, stream, local, remote);
+        register(&inner, stream, local, remote, false);
     }
 }
 
@@ -117,9 +117,10 @@ async fn open(
             .set_linger(Some(std::time::Duration::ZERO))
             .map_err(|e| io("set SO_LINGER", e))?;
     }
+    let reset_on_close = local.is_some();
     let local = stream.local_addr().map_err(|e| io("local_addr", e))?;
     debug!(%local, %remote, "connected");
-    Ok(register(inner, stream, local, remote))
+    Ok(register(inner, stream, local, remote, reset_on_close))
 }
 
 fn register(
@@ -127,10 +128,18 @@ fn register(
     stream: TcpStream,
     local: SocketAddr,
     remote: SocketAddr,
+    reset_on_close: bool,
 ) -> Arc<Conn> {
     let (rd, wr) = stream.into_split();
     let id = inner.next_connection_id();
-    let conn = Arc::new(Conn::new(id, local, remote, wr, inner.epoch));
+    let conn = Arc::new(Conn::new(
+        id,
+        local,
+        remote,
+        wr,
+        inner.epoch,
+        reset_on_close,
+    ));
     lock(&inner.conns).insert(conn.clone());
     let task = tokio::spawn(read_loop(Arc::downgrade(inner), conn.clone(), rd));
     conn.set_reader(task.abort_handle());
@@ -330,5 +339,46 @@ mod tests {
             0,
             "TIME_WAIT left from {port_c} to {ue_addr}"
         );
+    }
+
+    /// The same when the peer closes the moment it sees the connection end (a UE's
+    /// reader thread does): a FIN from us first would let the peer's FIN put the four
+    /// ports in TIME_WAIT before our reset (seen in a P-CSCF restart under SIGTERM).
+    #[tokio::test]
+    async fn no_time_wait_when_the_peer_closes_at_once() {
+        for _ in 0..5 {
+            let t = TransportLayer::without_handler(TransportOptions::default());
+            let port_c = t.bind_tcp("127.0.0.1:0".parse().unwrap()).await.unwrap();
+            let ue = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let ue_addr = ue.local_addr().unwrap();
+            let target = Target::tcp(ue_addr).from_local(port_c);
+            t.send_bytes(&target, Bytes::from_static(MSG))
+                .await
+                .unwrap();
+            let (mut s, _) = ue.accept().await.unwrap();
+            let mut buf = [0u8; 4096];
+            let n = s.read(&mut buf).await.unwrap();
+            assert_eq!(&buf[..n], MSG);
+            let reader = tokio::spawn(async move {
+                let mut buf = [0u8; 64];
+                loop {
+                    match tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf)).await {
+                        Ok(Ok(0)) | Ok(Err(_)) => return,
+                        Ok(Ok(_)) => {}
+                        Err(_) => panic!("the connection was not closed within 5 s"),
+                    }
+                }
+                // `s` drops here: the peer's close follows the end at once.
+            });
+            t.close().await;
+            drop(t);
+            reader.await.unwrap();
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            assert_eq!(
+                time_wait(port_c, ue_addr),
+                0,
+                "TIME_WAIT left from {port_c} to {ue_addr}"
+            );
+        }
     }
 }
