@@ -385,7 +385,9 @@ async fn expire(node: &Node) {
             if at.elapsed() > unanswered {
                 g.sec_new_at = None;
                 if let Some(set) = g.sec_new.take() {
-                    tracing::info!(aor = %key.aor, spi_s = set.pcscf.spi_s, "SA set of an unanswered 401 removed");
+                    // The UE did not register: say why, from what its SAs saw.
+                    let cause = sec.diagnose_unanswered(&set).await;
+                    tracing::warn!(aor = %key.aor, ue = %set.ue.addr, spi_s = set.pcscf.spi_s, %cause, "UE never answered its 401 through the SAs; set removed");
                     sec.remove(&set).await;
                 }
             }

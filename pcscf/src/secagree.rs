@@ -11,11 +11,14 @@
 //! - `retire`: removal after a grace period, and a retiring set taken back (§7.4,
 //!   FIELD-LESSONS item 4);
 //! - `restart`: adoption of restored sets, stale SAs of a previous run, shutdown;
-//! - `integrity`: ESP integrity-failure alarms (RFC 4303 §3.4.4, FIELD-LESSONS item 1).
+//! - `integrity`: ESP integrity-failure alarms (RFC 4303 §3.4.4, FIELD-LESSONS item 1);
+//! - `diagnose`: why a UE never answered its 401 through the SAs, from their counters
+//!   (FIELD-LESSONS item 1).
 //!
 //! The SA sets live in the per-UE entry ([`crate::registrar::UeEntry`]); this module owns
 //! the pool and the store.
 
+mod diagnose;
 mod install;
 mod integrity;
 mod policy;
@@ -23,6 +26,7 @@ mod restart;
 mod retire;
 mod saset;
 
+pub use diagnose::UnansweredChallenge;
 pub use policy::Initial;
 pub use saset::SaSet;
 
