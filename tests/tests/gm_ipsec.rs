@@ -11,7 +11,10 @@
 //!   `ip -s xfrm state` packet counters of all four SAs grow on both sides), and the
 //!   reg-event NOTIFY reaches the UE's protected server port through ESP; a protected
 //!   REGISTER with a wrong `Security-Verify` is not registered and leaves no SA behind
-//!   at the P-CSCF.
+//!   at the P-CSCF. Two UEs fail the way handsets do (FIELD-LESSONS item 1), and the
+//!   P-CSCF must say why from the kernel's SA counters: one never answers its 401 ("no
+//!   ESP arrived"), one sends its protected REGISTER through SAs keyed with a wrong IK
+//!   ("failed the integrity check").
 //! - [`independent_ue_registers_over_ipv6_through_esp_in_uml`]: the same UE over IPv6
 //!   (fd00::2 → the P-CSCF's `gm_address_v6` fd00::1), UDP and TCP: protected REGISTER,
 //!   200 OK and reg-event NOTIFY cross the four IPv6 SAs (counters on both sides).
@@ -126,6 +129,8 @@ struct CoreOpts {
     dereg_grace_ms: u64,
     /// The P-CSCF also listens on [`P_IP6`] with `[ipsec] gm_address_v6` set.
     gm_v6: bool,
+    /// `[ipsec] unanswered_challenge_s` (0: the default).
+    unanswered_challenge_s: u64,
 }
 
 fn write_configs(dir: &Path, o: &CoreOpts) -> Result<()> {
@@ -157,12 +162,17 @@ fn write_configs(dir: &Path, o: &CoreOpts) -> Result<()> {
     w(
         "pcscf.toml",
         format!(
-            "domain = \"{DOMAIN}\"\nicscf_uri = \"sip:{P_IP}:5070\"\n[log]\nlevel = \"debug\"\n[sip]\nlisten = [\"udp:{P_IP}:5060\", \"tcp:{P_IP}:5060\"{v6_listen}]\n[ipsec]\nenabled = true\ngm_address_v4 = \"{P_IP}\"\n{v6_gm}allow_unprotected = {}\ndereg_grace_ms = {}\nalgorithms = [\"hmac-sha-1-96/aes-cbc\", \"hmac-md5-96/aes-cbc\", \"hmac-sha-1-96/des-ede3-cbc\", \"hmac-md5-96/des-ede3-cbc\", \"hmac-sha-1-96/null\", \"hmac-md5-96/null\"]\n[registration]\nsubscribe_reg_event = true\n[database]\nurl = \"{}\"\n",
+            "domain = \"{DOMAIN}\"\nicscf_uri = \"sip:{P_IP}:5070\"\n[log]\nlevel = \"debug\"\n[sip]\nlisten = [\"udp:{P_IP}:5060\", \"tcp:{P_IP}:5060\"{v6_listen}]\n[ipsec]\nenabled = true\ngm_address_v4 = \"{P_IP}\"\n{v6_gm}allow_unprotected = {}\ndereg_grace_ms = {}\n{unanswered}algorithms = [\"hmac-sha-1-96/aes-cbc\", \"hmac-md5-96/aes-cbc\", \"hmac-sha-1-96/des-ede3-cbc\", \"hmac-md5-96/des-ede3-cbc\", \"hmac-sha-1-96/null\", \"hmac-md5-96/null\"]\n[registration]\nsubscribe_reg_event = true\n[database]\nurl = \"{}\"\n",
             o.allow_unprotected,
             o.dereg_grace_ms,
             db("pcscf.db"),
             v6_listen = if o.gm_v6 {
                 format!(", \"udp:[{P_IP6}]:5060\", \"tcp:[{P_IP6}]:5060\"")
+            } else {
+                String::new()
+            },
+            unanswered = if o.unanswered_challenge_s > 0 {
+                format!("unanswered_challenge_s = {}\n", o.unanswered_challenge_s)
             } else {
                 String::new()
             },
@@ -894,10 +904,25 @@ fn serve_port_s(ue_ip: IpAddr, us: u16, tx: mpsc::Sender<String>) -> Result<()> 
     Ok(())
 }
 
-/// The independent UE's whole run. `wrong_verify`: the protected REGISTER carries a
-/// Security-Verify that differs from the Security-Server (spi-s changed). `v6`: over
-/// IPv6 ([`UE_IP6`] to [`P_IP6`]) instead of IPv4.
-fn independent_ue(tp: Tp, wrong_verify: bool, n: u32, v6: bool) -> Result<()> {
+/// How the independent UE behaves after the 401.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Variant {
+    /// Registers, subscribes, gets its NOTIFY.
+    Good,
+    /// Protected REGISTER with a Security-Verify that differs from the Security-Server.
+    WrongVerify,
+    /// Never answers the 401 (a handset whose AUTN check failed, or that never starts
+    /// IPsec).
+    Silent,
+    /// Installs its SAs with a wrong IK (a SIM whose K/OPc differ) and sends the
+    /// protected REGISTER through them.
+    BadKey,
+}
+
+/// The independent UE's whole run, as `variant` says. `v6`: over IPv6 ([`UE_IP6`] to
+/// [`P_IP6`]) instead of IPv4.
+fn independent_ue(tp: Tp, variant: Variant, n: u32, v6: bool) -> Result<()> {
+    let wrong_verify = variant == Variant::WrongVerify;
     let tag = format!(
         "{tp:?}{}{}",
         if v6 { "6" } else { "" },
@@ -1000,6 +1025,14 @@ fn independent_ue(tp: Tp, wrong_verify: bool, n: u32, v6: bool) -> Result<()> {
         bail!("[{tag}] Security-Server chose {alg}/{ealg}; this UE offered only hmac-sha-1-96/aes-cbc");
     }
     println!("INDEP-UE [{tag}] 401 ok: P-CSCF spi-c {p_spi_c} spi-s {p_spi_s} port-c {p_pc} port-s {p_ps}");
+    if variant == Variant::Silent {
+        println!("INDEP-UE [{tag}] silent: the 401 stays unanswered");
+        return Ok(());
+    }
+    let mut ik = ik;
+    if variant == Variant::BadKey {
+        ik[0] ^= 0xff;
+    }
     // Keys (TS 33.203 Annex I): hmac-sha-1-96 = IK ‖ 32 zero bits, aes-cbc = CK.
     let auth_key = format!("0x{}00000000", hex::encode(ik));
     let enc_key = format!("0x{}", hex::encode(ck));
@@ -1051,6 +1084,19 @@ fn independent_ue(tp: Tp, wrong_verify: bool, n: u32, v6: bool) -> Result<()> {
     };
     let r2 = ue.register(&auth, Some(&sv));
     let resp = ue.transact(&r2, ue.cseq, Duration::from_secs(6))?;
+    if variant == Variant::BadKey {
+        if let Some(r) = resp {
+            bail!("[{tag}] a protected REGISTER sent with a wrong IK got an answer:\n{r}");
+        }
+        ip_batch(
+            None,
+            &["xfrm state flush".into(), "xfrm policy flush".into()],
+        )?;
+        println!(
+            "INDEP-UE [{tag}] wrong IK: the protected REGISTER got no answer (dropped by ESP)"
+        );
+        return Ok(());
+    }
     if wrong_verify {
         if let Some(r) = &resp {
             if (200..300).contains(&status_of(r)) {
@@ -1205,16 +1251,33 @@ fn independent_ue_registers_through_esp_in_uml() {
                 allow_unprotected: true,
                 dereg_grace_ms: 500,
                 gm_v6: false,
+                // UEs 4 and 5 never complete their challenge: the P-CSCF gives up
+                // after 3 s and says why.
+                unanswered_challenge_s: 3,
             },
-            &[imsi(1), imsi(2), imsi(3)],
+            &[imsi(1), imsi(2), imsi(3), imsi(4), imsi(5)],
             "GM-IPSEC independent: DONE",
         ),
         Some("orchestrate") => {
             let r = (|| -> Result<()> {
                 core_up(&env_or(DIR_ENV)?, &env_or(BIN_ENV)?)?;
                 let mut failures = Vec::new();
-                for role in ["ue:udp:good:1", "ue:tcp:good:2", "ue:udp:wrong:3"] {
+                for role in [
+                    "ue:udp:good:1",
+                    "ue:tcp:good:2",
+                    "ue:udp:wrong:3",
+                    "ue:udp:silent:4",
+                    "ue:udp:badkey:5",
+                ] {
                     if let Err(e) = run_child_in_ue(INDEP, role) {
+                        failures.push(format!("{e:#}"));
+                    }
+                }
+                // Why UEs 4 and 5 never registered, as the P-CSCF tells it from the
+                // kernel's counters of their SAs (FIELD-LESSONS item 1).
+                let dir = env_or(DIR_ENV)?;
+                for (n, cause) in [(4, "no ESP arrived"), (5, "failed the integrity check")] {
+                    if let Err(e) = wait_unanswered_diagnosis(Path::new(&dir), n, cause) {
                         failures.push(format!("{e:#}"));
                     }
                 }
@@ -1236,13 +1299,42 @@ fn independent_ue_registers_through_esp_in_uml() {
             } else {
                 Tp::Udp
             };
-            let wrong = parts.get(2) == Some(&"wrong");
+            let variant = match parts.get(2) {
+                Some(&"wrong") => Variant::WrongVerify,
+                Some(&"silent") => Variant::Silent,
+                Some(&"badkey") => Variant::BadKey,
+                _ => Variant::Good,
+            };
             let n: u32 = parts.get(3).and_then(|x| x.parse().ok()).unwrap_or(1);
             let v6 = parts.first() == Some(&"ue6");
-            if let Err(e) = independent_ue(tp, wrong, n, v6) {
+            if let Err(e) = independent_ue(tp, variant, n, v6) {
                 panic!("{e:#}");
             }
         }
+    }
+}
+
+/// Waits (20 s) for the P-CSCF's WARN that UE `n` never answered its 401 through the
+/// SAs, with `cause` in it.
+fn wait_unanswered_diagnosis(dir: &Path, n: u32, cause: &str) -> Result<()> {
+    let who = format!("{}@", imsi(n));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let log = std::fs::read_to_string(dir.join("pcscf.log")).unwrap_or_default();
+        let lines: Vec<&str> = log
+            .lines()
+            .filter(|l| l.contains("UE never answered its 401") && l.contains(&who))
+            .collect();
+        if let Some(l) = lines.iter().find(|l| l.contains(cause)) {
+            println!("INDEP-UE UE {n}: the P-CSCF said why: {l}");
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            bail!(
+                "UE {n}: no P-CSCF WARN `UE never answered its 401` with `{cause}` within 20 s; lines for it: {lines:?}"
+            );
+        }
+        std::thread::sleep(Duration::from_millis(500));
     }
 }
 
@@ -1267,6 +1359,7 @@ fn independent_ue_registers_over_ipv6_through_esp_in_uml() {
                 allow_unprotected: true,
                 dereg_grace_ms: 500,
                 gm_v6: true,
+                unanswered_challenge_s: 0,
             },
             &[imsi(4), imsi(5)],
             "GM-IPSEC independent IPv6: DONE",
@@ -1306,7 +1399,7 @@ fn independent_ue_registers_over_ipv6_through_esp_in_uml() {
                 Tp::Udp
             };
             let n: u32 = parts.get(3).and_then(|x| x.parse().ok()).unwrap_or(4);
-            if let Err(e) = independent_ue(tp, false, n, true) {
+            if let Err(e) = independent_ue(tp, Variant::Good, n, true) {
                 panic!("{e:#}");
             }
         }
@@ -1782,6 +1875,7 @@ fn ue_sim_in_uml() {
                     allow_unprotected: true,
                     dereg_grace_ms: 500,
                     gm_v6: false,
+                    unanswered_challenge_s: 0,
                 },
                 &imsis,
                 "GM-IPSEC ue-sim: DONE",
@@ -2580,6 +2674,7 @@ fn pcscf_restart_keeps_live_sas_in_uml() {
                 allow_unprotected: true,
                 dereg_grace_ms: 500,
                 gm_v6: false,
+                unanswered_challenge_s: 0,
             },
             &[imsi(700), imsi(701), imsi(702)],
             "GM-IPSEC restart: DONE",
