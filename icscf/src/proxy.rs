@@ -26,7 +26,7 @@ use ims_sip_core::transaction::requests::build_cancel;
 use ims_sip_core::transaction::TransactionKey;
 use ims_sip_core::validate::{check_request_for_proxy, unsupported_proxy_options};
 use ims_sip_core::{Message, Method, StatusCode};
-use ims_sip_transport::overload::{Admission, Admit};
+use ims_sip_transport::overload::Admission;
 use ims_sip_transport::transaction::TransactionLayer;
 use ims_sip_transport::{Incoming, Target, Transport};
 use tracing::{debug, info, warn, Instrument};
@@ -82,38 +82,30 @@ impl Proxy {
     /// answers 503 + Retry-After when over the limit (never for responses, ACK,
     /// CANCEL or in-dialog requests).
     pub(crate) fn admit_and_spawn(self: &Arc<Self>, inc: Incoming) {
-        let node = self.clone();
-        match self.admission.admit(&inc.message) {
-            Admit::Exempt => {
-                tokio::spawn(node.handle(inc));
-            }
-            Admit::Admitted(place) => {
-                tokio::spawn(async move {
-                    node.handle(inc).await;
-                    drop(place);
-                });
-            }
-            Admit::Refused => {
+        let (node, refuser) = (self.clone(), self.clone());
+        self.admission.admit(&inc.message).spawn(
+            inc,
+            |inc| node.handle(inc),
+            |inc| {
                 let span = tracing::info_span!("sip", call_id = %inc.call_id());
-                tokio::spawn(
-                    async move {
-                        debug!(
-                            pending = node.admission.pending(),
-                            "overloaded: new request refused with 503"
-                        );
-                        let retry_after = node.admission.retry_after_s().to_string();
-                        node.answer(
+                async move {
+                    debug!(
+                        pending = refuser.admission.pending(),
+                        "overloaded: new request refused with 503"
+                    );
+                    let retry_after = refuser.admission.retry_after_s().to_string();
+                    refuser
+                        .answer(
                             &inc,
                             StatusCode::SERVICE_UNAVAILABLE,
                             None,
                             &[("Retry-After", retry_after)],
                         )
                         .await;
-                    }
-                    .instrument(span),
-                );
-            }
-        }
+                }
+                .instrument(span)
+            },
+        );
     }
 
     /// One request (in its server transaction, unless an ACK) from the transport.

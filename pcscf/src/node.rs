@@ -20,7 +20,7 @@ use ims_sip_core::edit::Editor;
 use ims_sip_core::transaction::requests::build_cancel;
 use ims_sip_core::validate::{check_request_for_proxy, unsupported_proxy_options};
 use ims_sip_core::{Message, Method, StatusCode, Uri};
-use ims_sip_transport::overload::{Admission, Admit};
+use ims_sip_transport::overload::Admission;
 use ims_sip_transport::transaction::TransactionLayer;
 use ims_sip_transport::{resolve, ConnectionId, Incoming, Target, Transport, TransportError};
 
@@ -158,24 +158,15 @@ impl Node {
     /// or answers 503 + Retry-After when over the limit (never for responses, ACK,
     /// CANCEL or in-dialog requests).
     pub fn admit_and_spawn(self: &Arc<Self>, inc: Incoming) {
-        let node = self.clone();
-        match self.admission.admit(&inc.message) {
-            Admit::Exempt => {
-                tokio::spawn(node.handle(inc));
-            }
-            Admit::Admitted(place) => {
-                tokio::spawn(async move {
-                    node.handle(inc).await;
-                    drop(place);
-                });
-            }
-            Admit::Refused => {
-                tokio::spawn(async move {
-                    let span = tracing::info_span!("sip", call_id = %inc.call_id());
-                    tracing::Instrument::instrument(node.refuse_overloaded(&inc), span).await
-                });
-            }
-        }
+        let (node, refuser) = (self.clone(), self.clone());
+        self.admission.admit(&inc.message).spawn(
+            inc,
+            |inc| node.handle(inc),
+            |inc| async move {
+                let span = tracing::info_span!("sip", call_id = %inc.call_id());
+                tracing::Instrument::instrument(refuser.refuse_overloaded(&inc), span).await
+            },
+        );
     }
 
     /// `503 Service Unavailable` with `Retry-After` (RFC 3261 §21.5.4, §20.33).

@@ -27,7 +27,7 @@ use crate::store::{Store, StoreError, WriterHandle};
 use ims_sip_core::builder::{new_branch, ResponseBuilder};
 use ims_sip_core::uri::Uri;
 use ims_sip_core::{Message, Method, StatusCode};
-use ims_sip_transport::overload::{Admission, Admit, REPORT_INTERVAL};
+use ims_sip_transport::overload::{Admission, REPORT_INTERVAL};
 use ims_sip_transport::transaction::{
     ResponseRouting, TimerConfig, TransactionLayer, TransactionOptions,
 };
@@ -319,21 +319,12 @@ impl Node {
     /// response is sent, or answers 503 + Retry-After when over the limit (never for
     /// responses, ACK or in-dialog requests).
     fn admit_and_spawn(self: &Arc<Self>, inc: Incoming) {
-        let node = self.clone();
-        match self.admission.admit(&inc.message) {
-            Admit::Exempt => {
-                tokio::spawn(async move { node.on_incoming(inc).await });
-            }
-            Admit::Admitted(place) => {
-                tokio::spawn(async move {
-                    node.on_incoming(inc).await;
-                    drop(place);
-                });
-            }
-            Admit::Refused => {
-                tokio::spawn(async move { node.refuse_overloaded(inc).await });
-            }
-        }
+        let (node, refuser) = (self.clone(), self.clone());
+        self.admission.admit(&inc.message).spawn(
+            inc,
+            |inc| node.on_incoming(inc),
+            |inc| async move { refuser.refuse_overloaded(inc).await },
+        );
     }
 
     /// `503 Service Unavailable` with `Retry-After` (RFC 3261 §21.5.4, §20.33).

@@ -44,6 +44,8 @@ pub(crate) struct Inner {
     pub(crate) udp: RwLock<Vec<UdpEntry>>,
     listeners: Mutex<Vec<ListenerEntry>>,
     pub(crate) conns: Mutex<ConnTable>,
+    /// Connects from a chosen local port in progress (`crate::tcp::connect`).
+    pub(crate) connecting: Mutex<crate::tcp::Turns>,
     next_conn: AtomicU64,
     pub(crate) epoch: Instant,
     shut: AtomicBool,
@@ -82,6 +84,7 @@ impl TransportLayer {
                 udp: RwLock::new(Vec::new()),
                 listeners: Mutex::new(Vec::new()),
                 conns: Mutex::new(ConnTable::default()),
+                connecting: Mutex::default(),
                 next_conn: AtomicU64::new(1),
                 epoch: Instant::now(),
                 shut: AtomicBool::new(false),

@@ -84,6 +84,33 @@ pub enum Admit {
     Refused,
 }
 
+impl Admit {
+    /// Runs the decision as a task: `handle(item)` (holding the place until it ends,
+    /// when admitted) or `refuse(item)` (the role's 503) — the one dispatch step every
+    /// role shares.
+    pub fn spawn<T, H, R>(self, item: T, handle: impl FnOnce(T) -> H, refuse: impl FnOnce(T) -> R)
+    where
+        H: std::future::Future<Output = ()> + Send + 'static,
+        R: std::future::Future<Output = ()> + Send + 'static,
+    {
+        match self {
+            Admit::Exempt => {
+                tokio::spawn(handle(item));
+            }
+            Admit::Admitted(place) => {
+                let work = handle(item);
+                tokio::spawn(async move {
+                    work.await;
+                    drop(place);
+                });
+            }
+            Admit::Refused => {
+                tokio::spawn(refuse(item));
+            }
+        }
+    }
+}
+
 impl Admission {
     /// At most `limit` new requests at once (0: no limit); refusals carry
     /// `Retry-After: retry_after_s`.

@@ -8,7 +8,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::{Arc, LazyLock, Mutex, Weak};
+use std::sync::{Arc, Weak};
 
 use bytes::{Buf, Bytes, BytesMut};
 use ims_sip_core::framing::{check_frame, Frame};
@@ -55,9 +55,8 @@ pub(crate) async fn accept_loop(inner: Weak<Inner>, listener: TcpListener, local
 }
 
 /// Connects from a chosen local port under way or just done, by (local, remote): one
-/// at a time per pair (the process's table; entries go when nobody waits).
-type Turns = HashMap<(SocketAddr, SocketAddr), Arc<tokio::sync::Mutex<()>>>;
-static CONNECTING: LazyLock<Mutex<Turns>> = LazyLock::new(Mutex::default);
+/// at a time per pair (each transport layer's table; entries go when nobody waits).
+pub(crate) type Turns = HashMap<(SocketAddr, SocketAddr), Arc<tokio::sync::Mutex<()>>>;
 
 /// Opens a connection to `remote` (from `local` when given) and registers it.
 ///
@@ -80,7 +79,10 @@ pub(crate) async fn connect(
     let Some(l) = local else {
         return open(inner, remote, None).await;
     };
-    let turn = lock(&CONNECTING).entry((l, remote)).or_default().clone();
+    let turn = lock(&inner.connecting)
+        .entry((l, remote))
+        .or_default()
+        .clone();
     let result = {
         let _turn = turn.lock().await;
         let opened = lock(&inner.conns).find(remote, Some(l)).cloned();
@@ -89,7 +91,7 @@ pub(crate) async fn connect(
             None => open(inner, remote, Some(l)).await,
         }
     };
-    let mut m = lock(&CONNECTING);
+    let mut m = lock(&inner.connecting);
     // Only the table and this call hold it: nobody waits for this pair.
     if Arc::strong_count(&turn) == 2 {
         m.remove(&(l, remote));
@@ -238,6 +240,7 @@ mod tests {
 
     use bytes::Bytes;
     use tokio::io::AsyncReadExt;
+    use tokio::net::TcpStream;
 
     use crate::{Target, TransportLayer, TransportOptions};
 
@@ -304,11 +307,9 @@ mod tests {
         assert!(second.is_err(), "a second connection was opened");
     }
 
-    /// A connection from a chosen local port is reset when this side goes away (as at
-    /// a P-CSCF restart): no TIME_WAIT keeps the next run from connecting from the
-    /// same port to the same peer.
-    #[tokio::test]
-    async fn connection_from_a_chosen_port_leaves_no_time_wait() {
+    /// A transport that sent [`MSG`] from its TCP port `port_c` to a peer at `ue_addr`,
+    /// and the peer's end of that connection with the message read.
+    async fn connected_from_a_chosen_port() -> (TransportLayer, SocketAddr, SocketAddr, TcpStream) {
         let t = TransportLayer::without_handler(TransportOptions::default());
         let port_c = t.bind_tcp("127.0.0.1:0".parse().unwrap()).await.unwrap();
         let ue = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -321,6 +322,16 @@ mod tests {
         let mut buf = [0u8; 4096];
         let n = s.read(&mut buf).await.unwrap();
         assert_eq!(&buf[..n], MSG);
+        (t, port_c, ue_addr, s)
+    }
+
+    /// A connection from a chosen local port is reset when this side goes away (as at
+    /// a P-CSCF restart): no TIME_WAIT keeps the next run from connecting from the
+    /// same port to the same peer.
+    #[tokio::test]
+    async fn connection_from_a_chosen_port_leaves_no_time_wait() {
+        let (t, port_c, ue_addr, mut s) = connected_from_a_chosen_port().await;
+        let mut buf = [0u8; 4096];
         t.shutdown();
         drop(t);
         // The UE reads to the end, then closes its side only later, as a UE does.
@@ -347,18 +358,7 @@ mod tests {
     #[tokio::test]
     async fn no_time_wait_when_the_peer_closes_at_once() {
         for _ in 0..5 {
-            let t = TransportLayer::without_handler(TransportOptions::default());
-            let port_c = t.bind_tcp("127.0.0.1:0".parse().unwrap()).await.unwrap();
-            let ue = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-            let ue_addr = ue.local_addr().unwrap();
-            let target = Target::tcp(ue_addr).from_local(port_c);
-            t.send_bytes(&target, Bytes::from_static(MSG))
-                .await
-                .unwrap();
-            let (mut s, _) = ue.accept().await.unwrap();
-            let mut buf = [0u8; 4096];
-            let n = s.read(&mut buf).await.unwrap();
-            assert_eq!(&buf[..n], MSG);
+            let (t, port_c, ue_addr, mut s) = connected_from_a_chosen_port().await;
             let reader = tokio::spawn(async move {
                 let mut buf = [0u8; 64];
                 loop {

@@ -126,22 +126,7 @@ impl Responder {
                 if raw.starts_with("SIP/2.0") {
                     continue;
                 }
-                let mut resp = String::from("SIP/2.0 200 OK\r\n");
-                for line in raw.split("\r\n").take_while(|l| !l.is_empty()) {
-                    let name = line
-                        .split(':')
-                        .next()
-                        .unwrap_or("")
-                        .trim()
-                        .to_ascii_lowercase();
-                    if ["via", "v", "from", "f", "to", "t", "call-id", "i", "cseq"]
-                        .contains(&name.as_str())
-                    {
-                        resp.push_str(line);
-                        resp.push_str("\r\n");
-                    }
-                }
-                resp.push_str("Content-Length: 0\r\n\r\n");
+                let resp = crate::ue::ok_for(&raw);
                 let _ = sock.send_to(resp.as_bytes(), from);
             }
         });

@@ -261,27 +261,9 @@ impl TestUe {
         }
     }
 
-    /// Answers a request with 200 OK, copying Via, From, To, Call-ID and CSeq.
+    /// Answers a request with 200 OK ([`ok_for`]).
     fn answer_request(&self, raw: &str, from: SocketAddr) -> Result<()> {
-        let mut resp = String::from("SIP/2.0 200 OK\r\n");
-        for line in raw.split("\r\n") {
-            let name = line
-                .split(':')
-                .next()
-                .unwrap_or("")
-                .trim()
-                .to_ascii_lowercase();
-            if ["via", "v", "from", "f", "to", "t", "call-id", "i", "cseq"].contains(&name.as_str())
-            {
-                resp.push_str(line);
-                resp.push_str("\r\n");
-            }
-            if line.is_empty() {
-                break;
-            }
-        }
-        resp.push_str("Content-Length: 0\r\n\r\n");
-        self.sock.send_to(resp.as_bytes(), from)?;
+        self.sock.send_to(ok_for(raw).as_bytes(), from)?;
         Ok(())
     }
 
@@ -378,4 +360,24 @@ impl TestUe {
         }
         Ok(a)
     }
+}
+
+/// 200 OK to the request `raw`, copying Via, From, To, Call-ID and CSeq (RFC 3261
+/// §8.2.6.2), without a body.
+pub fn ok_for(raw: &str) -> String {
+    let mut resp = String::from("SIP/2.0 200 OK\r\n");
+    for line in raw.split("\r\n").take_while(|l| !l.is_empty()) {
+        let name = line
+            .split(':')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase();
+        if ["via", "v", "from", "f", "to", "t", "call-id", "i", "cseq"].contains(&name.as_str()) {
+            resp.push_str(line);
+            resp.push_str("\r\n");
+        }
+    }
+    resp.push_str("Content-Length: 0\r\n\r\n");
+    resp
 }
